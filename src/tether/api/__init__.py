@@ -1,0 +1,1 @@
+"""The wire format, free of I/O: requests, items, responses, events, errors, ids and framing."""

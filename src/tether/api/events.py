@@ -1,0 +1,111 @@
+"""Builders for the Responses streaming events, numbering them per response from 0.
+
+This is the one place an event dict is made; transports only frame what it returns.
+"""
+
+from __future__ import annotations
+
+import secrets
+from typing import Any
+
+from .items import Item
+
+
+class EventSequencer:
+    """Makes the events of one response, with `sequence_number` from 0 and `stream_id` on named lanes."""
+
+    __slots__ = ("next_number", "obfuscate", "stream_id")
+
+    def __init__(self, stream_id: str | None = None, obfuscate: bool = True) -> None:
+        self.next_number = 0
+        self.stream_id = stream_id
+        self.obfuscate = obfuscate
+
+    def event(self, type: str, **fields: Any) -> dict[str, Any]:
+        event: dict[str, Any] = {"type": type, **fields, "sequence_number": self.next_number}
+        self.next_number += 1
+        if self.stream_id is not None:
+            event["stream_id"] = self.stream_id
+        return event
+
+    def lifecycle(self, type: str, response: dict[str, Any]) -> dict[str, Any]:
+        return self.event(type, response=response)
+
+    def item_added(self, output_index: int, item: Item) -> dict[str, Any]:
+        return self.event("response.output_item.added", output_index=output_index, item=item)
+
+    def item_done(self, output_index: int, item: Item) -> dict[str, Any]:
+        return self.event("response.output_item.done", output_index=output_index, item=item)
+
+    def part_added(self, item_id: str, output_index: int, content_index: int) -> dict[str, Any]:
+        part = {"type": "output_text", "text": "", "annotations": [], "logprobs": []}
+        return self.event(
+            "response.content_part.added",
+            item_id=item_id,
+            output_index=output_index,
+            content_index=content_index,
+            part=part,
+        )
+
+    def part_done(self, item_id: str, output_index: int, content_index: int, text: str) -> dict[str, Any]:
+        part = {"type": "output_text", "text": text, "annotations": [], "logprobs": []}
+        return self.event(
+            "response.content_part.done",
+            item_id=item_id,
+            output_index=output_index,
+            content_index=content_index,
+            part=part,
+        )
+
+    def text_delta(self, item_id: str, output_index: int, content_index: int, delta: str) -> dict[str, Any]:
+        fields: dict[str, Any] = {
+            "item_id": item_id,
+            "output_index": output_index,
+            "content_index": content_index,
+            "delta": delta,
+            "logprobs": [],
+        }
+        if self.obfuscate:
+            fields["obfuscation"] = secrets.token_urlsafe(max(1, 12 - len(delta)) if len(delta) < 12 else 2)
+        return self.event("response.output_text.delta", **fields)
+
+    def text_done(self, item_id: str, output_index: int, content_index: int, text: str) -> dict[str, Any]:
+        return self.event(
+            "response.output_text.done",
+            item_id=item_id,
+            output_index=output_index,
+            content_index=content_index,
+            text=text,
+            logprobs=[],
+        )
+
+    def arguments_delta(self, item_id: str, output_index: int, delta: str) -> dict[str, Any]:
+        fields: dict[str, Any] = {"item_id": item_id, "output_index": output_index, "delta": delta}
+        if self.obfuscate:
+            fields["obfuscation"] = secrets.token_urlsafe(2)
+        return self.event("response.function_call_arguments.delta", **fields)
+
+    def arguments_done(self, item_id: str, output_index: int, name: str, arguments: str) -> dict[str, Any]:
+        return self.event(
+            "response.function_call_arguments.done",
+            item_id=item_id,
+            output_index=output_index,
+            name=name,
+            arguments=arguments,
+        )
+
+    def custom_input_delta(self, item_id: str, output_index: int, delta: str) -> dict[str, Any]:
+        return self.event("response.custom_tool_call_input.delta", item_id=item_id, output_index=output_index, delta=delta)
+
+    def custom_input_done(self, item_id: str, output_index: int, text: str) -> dict[str, Any]:
+        return self.event("response.custom_tool_call_input.done", item_id=item_id, output_index=output_index, input=text)
+
+    def reasoning_delta(self, item_id: str, output_index: int, delta: str) -> dict[str, Any]:
+        return self.event(
+            "response.reasoning_text.delta", item_id=item_id, output_index=output_index, content_index=0, delta=delta
+        )
+
+    def reasoning_done(self, item_id: str, output_index: int, text: str) -> dict[str, Any]:
+        return self.event(
+            "response.reasoning_text.done", item_id=item_id, output_index=output_index, content_index=0, text=text
+        )

@@ -1,0 +1,121 @@
+"""`ResponseBook`: every response the process knows of, across transports.
+
+It fronts the store with two in-memory maps: responses whose terminal event was sent but whose write
+has not landed yet (so a `GET` right after completion finds them), and background responses still
+running (so they can be retrieved and cancelled). It also hydrates a chain from the store.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any, Protocol
+
+from ..api.items import Item
+from ..store.base import ResponseStore, StoredResponse
+from .context import EMPTY, Context
+from .state import ResponseState
+
+log = logging.getLogger("tether.book")
+
+
+class LiveResponse(Protocol):
+    """A response still running in the background."""
+
+    owner: str
+
+    @property
+    def snapshot(self) -> dict[str, Any]: ...
+
+    @property
+    def input_items(self) -> list[Item]: ...
+
+    def cancel(self) -> None: ...
+
+
+class ResponseBook:
+    def __init__(self, store: ResponseStore) -> None:
+        self.store = store
+        self._unwritten: dict[str, StoredResponse] = {}
+        self._live: dict[str, LiveResponse] = {}
+        self._writes: set[asyncio.Task[None]] = set()
+
+    # -- writes -------------------------------------------------------------------------------
+    def persist_later(self, record: StoredResponse) -> None:
+        """Queue a write; readable at once, on disk soon. Called after the terminal event is sent."""
+        self._unwritten[record.id] = record
+        task = asyncio.get_running_loop().create_task(self._write(record))
+        self._writes.add(task)
+        task.add_done_callback(self._writes.discard)
+
+    async def _write(self, record: StoredResponse) -> None:
+        try:
+            await self.store.save(record)
+        except Exception:
+            log.exception("could not persist response %s", record.id)
+            return  # keep it readable from memory rather than lose it
+        if self._unwritten.get(record.id) is record:
+            del self._unwritten[record.id]
+
+    async def flush(self) -> None:
+        """Wait for queued writes (at shutdown, and in tests)."""
+        while self._writes:
+            await asyncio.gather(*list(self._writes), return_exceptions=True)
+
+    def track_live(self, response_id: str, live: LiveResponse) -> None:
+        self._live[response_id] = live
+
+    def untrack_live(self, response_id: str) -> None:
+        self._live.pop(response_id, None)
+
+    def live(self, response_id: str, owner: str) -> LiveResponse | None:
+        entry = self._live.get(response_id)
+        return entry if entry is not None and entry.owner == owner else None
+
+    # -- reads --------------------------------------------------------------------------------
+    async def get(self, response_id: str, owner: str) -> StoredResponse | None:
+        live = self.live(response_id, owner)
+        if live is not None:
+            return StoredResponse(live.snapshot, live.input_items, owner)
+        record = self._unwritten.get(response_id)
+        if record is not None:
+            return record if record.owner == owner else None
+        return await self.store.get(response_id, owner)
+
+    async def delete(self, response_id: str, owner: str) -> bool:
+        record = self._unwritten.get(response_id)
+        if record is not None and record.owner == owner:
+            del self._unwritten[response_id]
+            await self.flush()
+            await self.store.delete(response_id, owner)
+            return True
+        return await self.store.delete(response_id, owner)
+
+    async def get_item(self, item_id: str, owner: str) -> Item | None:
+        for record in self._unwritten.values():
+            if record.owner != owner:
+                continue
+            for item in [*record.input_items, *record.response.get("output", [])]:
+                if item.get("id") == item_id:
+                    return item
+        return await self.store.get_item(item_id, owner)
+
+    async def hydrate(self, response_id: str, owner: str) -> ResponseState | None:
+        """Rebuild a stored chain's context, checking the owner on every hop."""
+        chain: list[StoredResponse] = []
+        next_id: str | None = response_id
+        seen: set[str] = set()
+        while next_id is not None:
+            if next_id in seen:
+                break
+            seen.add(next_id)
+            record = await self.get(next_id, owner)
+            if record is None or record.response.get("status") in ("queued", "in_progress"):
+                return None
+            chain.append(record)
+            next_id = record.previous_response_id
+        context: Context = EMPTY
+        for record in reversed(chain):
+            context = context.extend(record.input_items).extend(record.response.get("output", []))
+        head = chain[0]
+        return ResponseState(head.response, head.input_items, context, owner)

@@ -1,0 +1,45 @@
+"""`Context`: a conversation's items as a persistent chain, so a continuation appends in O(new items).
+
+A child shares its parent's chain instead of copying it; the full list is built only when something
+really needs all of it (a fresh backend session, an `input_tokens` count).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from ..api.items import Item
+
+
+class Context:
+    __slots__ = ("items", "length", "parent")
+
+    def __init__(self, parent: Context | None = None, items: tuple[Item, ...] = ()) -> None:
+        self.parent = parent
+        self.items = items
+        self.length = (parent.length if parent else 0) + len(items)
+
+    def extend(self, items: Iterable[Item]) -> Context:
+        added = tuple(items)
+        if not added:
+            return self
+        return Context(self, added)
+
+    def to_list(self) -> list[Item]:
+        """Every item, oldest first (walks the chain: O(length))."""
+        segments: list[tuple[Item, ...]] = []
+        node: Context | None = self
+        while node is not None:
+            if node.items:
+                segments.append(node.items)
+            node = node.parent
+        out: list[Item] = []
+        for segment in reversed(segments):
+            out.extend(segment)
+        return out
+
+    def __len__(self) -> int:
+        return self.length
+
+
+EMPTY = Context()

@@ -1,0 +1,39 @@
+"""`ResponseState`: a finished response with everything a continuation needs, kept hot in memory."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..api.items import Item
+from ..backends.base import BackendSession
+from .context import Context
+
+
+@dataclass(slots=True)
+class ResponseState:
+    """The response object, its context (its input and output appended to its parent's) and the
+    backend session that has rendered exactly that context, if one is still attached."""
+
+    response: dict[str, Any]
+    input_items: list[Item]
+    context: Context
+    owner: str
+    session: BackendSession | None = None
+    lane: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def id(self) -> str:
+        return str(self.response["id"])
+
+    @property
+    def stored(self) -> bool:
+        return bool(self.response.get("store"))
+
+    def take_session(self) -> BackendSession | None:
+        """Hand the session to a continuation; this state then no longer holds one."""
+        session, self.session = self.session, None
+        if session is not None and session.broken:
+            return None
+        return session

@@ -1,0 +1,34 @@
+"""An in-process store: for tests, and for servers that need nothing to outlive them."""
+
+from __future__ import annotations
+
+from ..api.items import Item
+from .base import ResponseStore, StoredResponse
+
+
+class MemoryStore(ResponseStore):
+    def __init__(self) -> None:
+        self._responses: dict[str, StoredResponse] = {}
+        self._items: dict[tuple[str, str], Item] = {}
+
+    async def save(self, record: StoredResponse) -> None:
+        self._responses[record.id] = record
+        for item in [*record.input_items, *record.response.get("output", [])]:
+            if "id" in item:
+                self._items[(record.owner, str(item["id"]))] = item
+
+    async def get(self, response_id: str, owner: str) -> StoredResponse | None:
+        record = self._responses.get(response_id)
+        return record if record is not None and record.owner == owner else None
+
+    async def delete(self, response_id: str, owner: str) -> bool:
+        record = await self.get(response_id, owner)
+        if record is None:
+            return False
+        del self._responses[response_id]
+        for item in [*record.input_items, *record.response.get("output", [])]:
+            self._items.pop((owner, str(item.get("id"))), None)
+        return True
+
+    async def get_item(self, item_id: str, owner: str) -> Item | None:
+        return self._items.get((owner, item_id))

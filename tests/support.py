@@ -1,0 +1,170 @@
+"""Shared test support: start a real tether server on a free loopback port; validate events strictly."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+from pydantic import BaseModel, TypeAdapter
+
+from openai.types.responses import ResponseStreamEvent
+from openai.types.responses.responses_server_event import ResponsesServerEvent
+
+SSE_EVENTS: TypeAdapter[Any] = TypeAdapter(ResponseStreamEvent)
+WS_EVENTS: TypeAdapter[Any] = TypeAdapter(ResponsesServerEvent)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class RunningServer:
+    url: str  # http://127.0.0.1:PORT
+    process: subprocess.Popen[str]
+    log_path: Path
+
+    @property
+    def base_url(self) -> str:
+        return self.url + "/v1"
+
+    @property
+    def ws_url(self) -> str:
+        return self.url.replace("http://", "ws://") + "/v1/responses"
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def stop(self, timeout: float = 20.0) -> int:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(5)
+        return int(self.process.returncode)
+
+
+def start_server(tmp_path: Path, *args: str, wait_s: float = 60.0, env: dict[str, str] | None = None) -> RunningServer:
+    """`tether serve` in a subprocess on a free port; returns once `/health` answers."""
+    port = free_port()
+    log_path = tmp_path / f"server-{port}.log"
+    log_file = log_path.open("w")
+    full_env = {**os.environ, "TETHER_DATA_DIR": str(tmp_path / "data"), **(env or {})}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "tether.cli", "serve", "--port", str(port), *args],
+        stdout=log_file,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=full_env,
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + wait_s
+    headers = {}
+    if "--api-key" in args:
+        headers["Authorization"] = f"Bearer {args[list(args).index('--api-key') + 1]}"
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"server exited early:\n{log_path.read_text()}")
+        with contextlib.suppress(httpx.HTTPError):
+            if httpx.get(url + "/health", headers=headers, timeout=1.0).status_code == 200:
+                return RunningServer(url, process, log_path)
+        time.sleep(0.1)
+    process.kill()
+    raise RuntimeError(f"server did not start:\n{log_path.read_text()}")
+
+
+@contextlib.contextmanager
+def running_server(tmp_path: Path, *args: str, **kwargs: Any) -> Iterator[RunningServer]:
+    server = start_server(tmp_path, *args, **kwargs)
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def write_script(tmp_path: Path, turns: list[dict[str, Any]], **settings: Any) -> Path:
+    path = tmp_path / "script.json"
+    path.write_text(json.dumps({"turns": turns, "tokens_per_second": 5000, "ttft_ms": 1, **settings}))
+    return path
+
+
+def _no_extras(model: Any, where: str) -> None:
+    """Strict: every field the server sent must be one the SDK's model knows."""
+    if isinstance(model, BaseModel):
+        extra = model.model_extra or {}
+        assert not extra, f"{where}: fields unknown to the SDK model {type(model).__name__}: {sorted(extra)}"
+        for name in type(model).model_fields:
+            _no_extras(getattr(model, name), f"{where}.{name}")
+    elif isinstance(model, list):
+        for index, entry in enumerate(model):
+            _no_extras(entry, f"{where}[{index}]")
+
+
+def validate_sse_event(event: dict[str, Any]) -> Any:
+    model = SSE_EVENTS.validate_python(event)
+    _no_extras(model, event["type"])
+    return model
+
+
+def validate_ws_event(event: dict[str, Any]) -> Any:
+    model = WS_EVENTS.validate_python(event)
+    _no_extras(model, event["type"])
+    return model
+
+
+TEXT_SEQUENCE = [
+    "response.created",
+    "response.in_progress",
+    "response.output_item.added",
+    "response.content_part.added",
+    "response.output_text.delta",
+    "response.output_text.done",
+    "response.content_part.done",
+    "response.output_item.done",
+    "response.completed",
+]
+
+
+def collapse(types: list[str]) -> list[str]:
+    """Event types with runs of repeated deltas folded into one, for comparing against the reference."""
+    out: list[str] = []
+    for kind in types:
+        if out and kind == out[-1] and kind.endswith(".delta"):
+            continue
+        out.append(kind)
+    return out
+
+
+def check_sequence_numbers(events: list[dict[str, Any]]) -> None:
+    assert [e["sequence_number"] for e in events] == list(range(len(events)))
+
+
+def check_output_indices(events: list[dict[str, Any]]) -> None:
+    """`output_index` is the item's position; deltas refer to the open item; content_index from 0."""
+    added: list[str] = []
+    for event in events:
+        if event["type"] == "response.output_item.added":
+            assert event["output_index"] == len(added)
+            added.append(event["item"]["id"])
+        elif "output_index" in event:
+            assert event["output_index"] < len(added)
+            if "item_id" in event:
+                assert added[event["output_index"]] == event["item_id"]
+            if "item" in event:
+                assert added[event["output_index"]] == event["item"]["id"]
+    final = events[-1]["response"]["output"]
+    assert [item["id"] for item in final] == added
