@@ -12,6 +12,7 @@ from typing import Any
 import orjson
 
 from .ids import new_id
+
 Item = dict[str, Any]
 
 BLOB_PREFIX = "tether-compaction-v1:"
@@ -28,7 +29,7 @@ def compact(context: list[Item], input_tokens: int) -> dict[str, Any]:
         "output": [*users, {"type": "compaction", "id": new_id("cmp"), "encrypted_content": packed}],
         "usage": {
             "input_tokens": input_tokens,
-            "input_tokens_details": {"cached_tokens": 0},
+            "input_tokens_details": {"cached_tokens": 0, "cache_write_tokens": 0},
             "output_tokens": 0,
             "output_tokens_details": {"reasoning_tokens": 0},
             "total_tokens": input_tokens,

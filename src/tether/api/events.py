@@ -80,18 +80,13 @@ class EventSequencer:
         )
 
     def arguments_delta(self, item_id: str, output_index: int, delta: str) -> dict[str, Any]:
-        fields: dict[str, Any] = {"item_id": item_id, "output_index": output_index, "delta": delta}
-        if self.obfuscate:
-            fields["obfuscation"] = secrets.token_urlsafe(2)
-        return self.event("response.function_call_arguments.delta", **fields)
-
-    def arguments_done(self, item_id: str, output_index: int, name: str, arguments: str) -> dict[str, Any]:
         return self.event(
-            "response.function_call_arguments.done",
-            item_id=item_id,
-            output_index=output_index,
-            name=name,
-            arguments=arguments,
+            "response.function_call_arguments.delta", item_id=item_id, output_index=output_index, delta=delta
+        )
+
+    def arguments_done(self, item_id: str, output_index: int, arguments: str) -> dict[str, Any]:
+        return self.event(
+            "response.function_call_arguments.done", item_id=item_id, output_index=output_index, arguments=arguments
         )
 
     def custom_input_delta(self, item_id: str, output_index: int, delta: str) -> dict[str, Any]:

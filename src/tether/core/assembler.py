@@ -50,7 +50,7 @@ class OutputAssembler:
             item["content"] = [{"type": "output_text", "text": text, "annotations": [], "logprobs": []}]
         elif kind == "function_call":
             item["arguments"] = text
-            events.append(self.seq.arguments_done(item["id"], index, item["name"], text))
+            events.append(self.seq.arguments_done(item["id"], index, text))
         elif kind == "custom_tool_call":
             item["input"] = text
             events.append(self.seq.custom_input_done(item["id"], index, text))

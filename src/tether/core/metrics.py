@@ -20,6 +20,9 @@ class _Metrics:
         self.session_misses = Counter(
             "tether_backend_session_fresh", "Turns that needed a fresh backend session (full render)"
         )
+        self.items_handed = Counter(
+            "tether_backend_items_handed", "Context items handed to backend sessions to render", ["transport"]
+        )
         self.ws_connections = Gauge("tether_ws_connections", "Open WebSocket connections")
         self.ws_lanes = Gauge("tether_ws_lanes", "Named lanes open across WebSocket connections")
         self.cache_hits = Counter("tether_ws_cache_hits", "previous_response_id found in the connection cache")

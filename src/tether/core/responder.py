@@ -133,6 +133,7 @@ class TurnEngine:
         else:
             session_items = input_items
             METRICS.session_hits.inc()
+        METRICS.items_handed.labels(transport=transport).inc(len(session_items))
         return Turn(
             request=request,
             owner=owner,

@@ -6,7 +6,6 @@ import asyncio
 import logging
 import socket
 import sys
-from typing import Any
 
 import uvicorn
 
