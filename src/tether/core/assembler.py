@@ -69,9 +69,10 @@ class OutputAssembler:
         events: list[Event] = []
         if self._open is None or self._open["type"] != "message":
             events += self.close()
-            item = {"id": new_id("msg"), "type": "message", "status": "in_progress", "role": "assistant", "content": []}
+            item_id = new_id("msg")
+            item: Item = {"id": item_id, "type": "message", "status": "in_progress", "role": "assistant", "content": []}
             events += self._add(item)
-            events.append(self.seq.part_added(item["id"], len(self.output) - 1, 0))
+            events.append(self.seq.part_added(item_id, len(self.output) - 1, 0))
         assert self._open is not None
         self._text.append(delta.text)
         events.append(self.seq.text_delta(self._open["id"], len(self.output) - 1, 0, delta.text))

@@ -97,7 +97,8 @@ class ResponseBook:
                 continue
             for item in [*record.input_items, *record.response.get("output", [])]:
                 if item.get("id") == item_id:
-                    return item
+                    found: Item = item
+                    return found
         return await self.store.get_item(item_id, owner)
 
     async def hydrate(self, response_id: str, owner: str) -> ResponseState | None:

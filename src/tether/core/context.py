@@ -17,7 +17,7 @@ class Context:
     def __init__(self, parent: Context | None = None, items: tuple[Item, ...] = ()) -> None:
         self.parent = parent
         self.items = items
-        self.length = (parent.length if parent else 0) + len(items)
+        self.length: int = (parent.length if parent else 0) + len(items)
 
     def extend(self, items: Iterable[Item]) -> Context:
         added = tuple(items)

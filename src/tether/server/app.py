@@ -94,12 +94,18 @@ def create_app(state: AppState) -> FastAPI:
         await serve_websocket(state, ws)
 
     @app.get("/health")
-    async def health() -> Response:
-        return JSON({"status": "ok", "backend": state.backend.name})
+    async def health(request: Request) -> Response:
+        async def handler(owner: str) -> Response:
+            return JSON({"status": "ok", "backend": state.backend.name})
+
+        return await guarded(request, handler)
 
     @app.get("/metrics")
-    async def metrics() -> Response:
-        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+    async def metrics(request: Request) -> Response:
+        async def handler(owner: str) -> Response:
+            return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+        return await guarded(request, handler)
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> Response:

@@ -3,6 +3,8 @@ input items, cancel, input token counts, compaction, models and health."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import time
 from collections.abc import AsyncIterator
 from typing import Any
@@ -78,13 +80,34 @@ async def create_response(state: AppState, http: Request, owner: str) -> Respons
         return JSON(turn.snapshot)
     if request.stream:
         return StreamingResponse(_sse(state.engine.run(turn)), media_type="text/event-stream", headers=SSE_HEADERS)
-    return JSON(await _run_to_end(state, turn))
+    return await _run_to_end(state, turn, http)
 
 
-async def _run_to_end(state: AppState, turn: Turn) -> dict[str, Any]:
-    async for _event in state.engine.run(turn):
+async def _run_to_end(state: AppState, turn: Turn, http: Request) -> Response:
+    """Run the turn for a JSON answer; a client that goes away cancels its generation."""
+
+    async def consume() -> None:
+        async with contextlib.aclosing(state.engine.run(turn)) as events:
+            async for _event in events:
+                pass
+
+    run = asyncio.create_task(consume())
+    gone = asyncio.create_task(_client_gone(http))
+    await asyncio.wait({run, gone}, return_when=asyncio.FIRST_COMPLETED)
+    if run.done():
+        gone.cancel()
+        run.result()
+        return JSON(turn.snapshot)
+    run.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await run
+    return Response(status_code=499)
+
+
+async def _client_gone(http: Request) -> None:
+    """Returns when the client disconnects (the body was read already, so only that message is left)."""
+    while (await http.receive())["type"] != "http.disconnect":
         pass
-    return turn.snapshot
 
 
 async def _sse(events: AsyncIterator[dict[str, Any]]) -> AsyncIterator[bytes]:

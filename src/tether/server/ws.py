@@ -17,7 +17,7 @@ from typing import Any
 import orjson
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
-from ..api.errors import APIError, invalid, previous_response_not_found
+from ..api.errors import APIError, invalid, previous_response_not_found, server_error
 from ..api.framing import dumps_text
 from ..api.request import CreateRequest, parse_create, validate_stream_id
 from ..core.connection_cache import CacheBudget, ConnectionCache, LaneKey, state_bytes
@@ -176,9 +176,11 @@ class WebSocketConnection:
                 lane.busy = True
                 try:
                     await self._run_create(lane, body, received)
-                except (WebSocketDisconnect, RuntimeError) as exc:
-                    log.debug("lane %s stopped: %s", lane.key, exc)
-                    return
+                except Exception as exc:  # a socket gone mid-send, or a bug: never leave the lane stuck
+                    if self.closed or isinstance(exc, WebSocketDisconnect):
+                        return
+                    log.exception("lane %s: create failed", lane.key)
+                    await self.send_error(server_error(), lane.key)
                 finally:
                     lane.busy = False
 
@@ -214,8 +216,9 @@ class WebSocketConnection:
             self._evict_same_lane_parent(lane, body.get("previous_response_id"))
             await self.send_error(exc, lane.key)
             return
-        async for event in engine.run(turn):
-            await self.send(event)
+        async with contextlib.aclosing(engine.run(turn)) as events:
+            async for event in events:
+                await self.send(event)
         result = turn.result
         if result is None:
             if not fork:
