@@ -117,7 +117,7 @@ class BackendSession(abc.ABC):
         """A copy holding the same state, for a fork of the conversation; None if not cheap."""
         return None
 
-    def release(self) -> None:
+    def release(self) -> None:  # noqa: B027 (optional hook)
         """Free engine state (a KV sequence, a pinned connection); the session is not used again."""
 
 
@@ -137,10 +137,10 @@ class Backend(abc.ABC):
     def model_ids(self) -> list[str]:
         return []
 
-    async def start(self) -> None:
+    async def start(self) -> None:  # noqa: B027 (optional hook)
         """Load the model or open connections; called once at server start."""
 
-    async def aclose(self) -> None:
+    async def aclose(self) -> None:  # noqa: B027 (optional hook)
         """Release everything."""
 
     def stats(self) -> dict[str, Any]:

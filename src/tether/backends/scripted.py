@@ -142,9 +142,8 @@ class ScriptedSession(BackendSession):
 
     def fork(self) -> ScriptedSession:
         twin = ScriptedSession(self.backend)
-        twin.held = _Held(
-            self.held.preamble, self.held.digest, self.held.tokens, self.held.model_turns, self.held.last_was_model, False
-        )
+        held = self.held
+        twin.held = _Held(held.preamble, held.digest, held.tokens, held.model_turns, held.last_was_model, False)
         twin.items_seen = self.items_seen
         twin.pending = list(self.pending)
         return twin
