@@ -176,3 +176,84 @@ def check_output_indices(events: list[dict[str, Any]]) -> None:
                 assert added[event["output_index"]] == event["item"]["id"]
     final = events[-1]["response"]["output"]
     assert [item["id"] for item in final] == added
+
+
+# -- HTTP suite helpers ---------------------------------------------------------------------------
+
+ERROR_KEYS = {"message", "type", "param", "code"}
+_ANY = object()
+
+
+@contextlib.contextmanager
+def serve_script(
+    tmp_path: Path, turns: list[dict[str, Any]], *args: str, **settings: Any
+) -> Iterator[RunningServer]:
+    """A scripted server playing `turns` (extra CLI `args`, script `settings`); the store is memory unless given."""
+    script = write_script(tmp_path, turns, **settings)
+    store = () if "--store" in args else ("--store", "memory")
+    with running_server(tmp_path, "--backend", "scripted", "--script", str(script), *store, *args) as server:
+        yield server
+
+
+def assert_error(
+    response: httpx.Response,
+    status: int,
+    *,
+    param: Any = _ANY,
+    code: Any = _ANY,
+    type: str = "invalid_request_error",
+) -> dict[str, Any]:
+    """The response is the API's error envelope, exactly `{"error": {message, type, param, code}}`."""
+    assert response.status_code == status, (response.status_code, response.text)
+    assert response.headers["content-type"].startswith("application/json")
+    body = response.json()
+    assert set(body) == {"error"}, body
+    error = body["error"]
+    assert set(error) == ERROR_KEYS, error
+    assert isinstance(error["message"], str) and error["message"], error
+    assert error["type"] == type, error
+    if param is not _ANY:
+        assert error["param"] == param, error
+    if code is not _ANY:
+        assert error["code"] == code, error
+    return dict(error)
+
+
+def sse_lines_to_events(lines: Iterator[str]) -> list[dict[str, Any]]:
+    """Parse SSE lines (`event: T` / `data: JSON` / blank) into event dicts; the names must match the types."""
+    events: list[dict[str, Any]] = []
+    name: str | None = None
+    for line in lines:
+        if line.startswith("event: "):
+            name = line.removeprefix("event: ")
+        elif line.startswith("data: "):
+            data = line.removeprefix("data: ")
+            assert data != "[DONE]", "Responses SSE has no [DONE] sentinel"
+            event = json.loads(data)
+            assert name == event["type"], (name, event["type"])
+            events.append(event)
+            name = None
+        else:
+            assert line == "", line
+    return events
+
+
+def post_sse(url: str, body: dict[str, Any], headers: dict[str, str] | None = None) -> list[dict[str, Any]]:
+    """POST a streaming create with raw httpx and return every event, each validated strictly."""
+    with httpx.stream("POST", url + "/v1/responses", json={**body, "stream": True}, headers=headers,
+                      timeout=60) as response:
+        assert response.status_code == 200, response.read()
+        assert response.headers["content-type"].startswith("text/event-stream")
+        events = sse_lines_to_events(response.iter_lines())
+    for event in events:
+        validate_sse_event(event)
+    return events
+
+
+def validate_response(body: dict[str, Any]) -> Any:
+    """A Response object, strictly: the SDK's model parses it and knows every field (bar the live extras)."""
+    from openai.types.responses import Response
+
+    model = Response.model_validate(body)
+    _no_extras(model, "response")
+    return model

@@ -20,8 +20,9 @@ BLOB_PREFIX = "tether-compaction-v1:"
 
 def compact(context: list[Item], input_tokens: int) -> dict[str, Any]:
     users = [item for item in context if item.get("type") == "message" and item.get("role") == "user"]
-    rest = [item for item in context if not (item.get("type") == "message" and item.get("role") == "user")]
-    packed = BLOB_PREFIX + base64.b64encode(zlib.compress(orjson.dumps(rest))).decode()
+    # The whole context goes in, in order: unpacking puts every item back where it was (the user
+    # messages shown beside the item are matched by id), so the model sees the same conversation.
+    packed = BLOB_PREFIX + base64.b64encode(zlib.compress(orjson.dumps(context))).decode()
     return {
         "id": new_id("cmp"),
         "object": "response.compaction",
@@ -38,7 +39,8 @@ def compact(context: list[Item], input_tokens: int) -> dict[str, Any]:
 
 
 def unpack(item: Item) -> list[Item] | None:
-    """The items a tether compaction item stands for; None for anyone else's opaque compaction."""
+    """The items a tether compaction item stands for (the whole compacted context, in order, with
+    the user messages the window also shows); None for anyone else's opaque compaction."""
     blob = item.get("encrypted_content")
     if not isinstance(blob, str) or not blob.startswith(BLOB_PREFIX):
         return None

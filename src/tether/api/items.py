@@ -151,7 +151,7 @@ def normalize_item(raw: Any, where: str) -> Item:
         _require_str(raw, "call_id", f"{where}.call_id", allow_empty=False)
         _require_str(raw, "name", f"{where}.name", allow_empty=False)
         _require_str(raw, "input", f"{where}.input")
-        return {**raw, "id": raw.get("id") or new_id("ctc")}
+        return {**raw, "id": raw.get("id") or new_id("ctc"), "status": raw.get("status") or "completed"}
     if kind == "reasoning":
         summary = raw.get("summary", [])
         if not isinstance(summary, list):
@@ -180,7 +180,13 @@ def normalize_input(raw: Any, param: str = "input") -> list[Item]:
     for index, entry in enumerate(raw):
         item = normalize_item(entry, f"{param}[{index}]")
         unpacked = unpack(item) if item["type"] == "compaction" else None
-        items.extend(unpacked if unpacked is not None else [item])
+        if unpacked is None:
+            items.append(item)
+            continue
+        # The compacted window repeats the user messages the item holds: keep one copy, in place.
+        packed_ids = {packed.get("id") for packed in unpacked if isinstance(packed, dict)} - {None}
+        items = [kept for kept in items if kept.get("id") not in packed_ids]
+        items.extend(unpacked)
     if any(item["type"] == "compaction_trigger" for item in items[:-1]):
         raise invalid("A 'compaction_trigger' item must be the last input item.", param)
     return items

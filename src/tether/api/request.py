@@ -196,7 +196,7 @@ def _reasoning(value: Any) -> dict[str, Any] | None:
 
 
 def validate_stream_id(value: Any) -> str:
-    if not isinstance(value, str) or not STREAM_ID.match(value):
+    if not isinstance(value, str) or not STREAM_ID.fullmatch(value):
         raise invalid(
             "The 'stream_id' field must be a non-empty string with at most 256 characters and may only "
             "contain letters, numbers, underscores, hyphens, and periods.",

@@ -63,6 +63,16 @@ def _function_tool(raw: dict[str, Any], where: str, namespace: str | None) -> Of
     )
 
 
+def _custom_tool(raw: dict[str, Any], where: str, namespace: str | None) -> OfferedTool:
+    name = raw.get("name")
+    if not isinstance(name, str) or not TOOL_NAME.match(name):
+        raise invalid(f"Invalid '{where}.name'.", f"{where}.name")
+    description = raw.get("description")
+    return OfferedTool(
+        name, "custom", description if isinstance(description, str) else "", None, False, namespace=namespace
+    )
+
+
 def validate_tools(raw: Any) -> tuple[list[dict[str, Any]], tuple[OfferedTool, ...]]:
     """Return the tools as given (for the echo) and those offered to the model."""
     if raw is None:
@@ -78,13 +88,7 @@ def validate_tools(raw: Any) -> tuple[list[dict[str, Any]], tuple[OfferedTool, .
         if kind == "function":
             offered.append(_function_tool(tool, where, None))
         elif kind == "custom":
-            name = tool.get("name")
-            if not isinstance(name, str) or not TOOL_NAME.match(name):
-                raise invalid(f"Invalid '{where}.name'.", f"{where}.name")
-            description = tool.get("description")
-            offered.append(
-                OfferedTool(name, "custom", description if isinstance(description, str) else "", None, False)
-            )
+            offered.append(_custom_tool(tool, where, None))
         elif kind == "namespace":
             space = tool.get("name")
             inner = tool.get("tools")
@@ -92,8 +96,19 @@ def validate_tools(raw: Any) -> tuple[list[dict[str, Any]], tuple[OfferedTool, .
                 raise invalid(f"Invalid '{where}': a namespace needs a 'name' and a 'tools' array.", where)
             for inner_index, sub in enumerate(inner):
                 sub_where = f"{where}.tools[{inner_index}]"
-                if isinstance(sub, dict) and sub.get("type", "function") == "function":
+                if not isinstance(sub, dict):
+                    raise invalid(f"Invalid '{sub_where}': expected an object.", sub_where)
+                sub_kind = sub.get("type", "function")
+                if sub_kind == "function":
                     offered.append(_function_tool(sub, sub_where, space))
+                elif sub_kind == "custom":
+                    offered.append(_custom_tool(sub, sub_where, space))
+                else:
+                    raise invalid(
+                        f"Invalid value for '{sub_where}.type': {sub_kind!r}; a namespace holds function and custom "
+                        "tools.",
+                        f"{sub_where}.type",
+                    )
         elif kind in HOSTED_TOOL_TYPES:
             continue  # accepted; tether cannot run hosted tools, so the model is not offered them
         else:

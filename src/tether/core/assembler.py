@@ -58,8 +58,8 @@ class OutputAssembler:
             item["content"] = [{"type": "reasoning_text", "text": text}]
             events.append(self.seq.reasoning_done(item["id"], index, text))
         item["status"] = status
-        if kind == "reasoning":
-            item.pop("status", None)
+        if kind in ("reasoning", "custom_tool_call"):
+            item.pop("status", None)  # the API's output models of these items have no status
         events.append(self.seq.item_done(index, item))
         self._call_index = None
         return events
@@ -101,13 +101,12 @@ class OutputAssembler:
             call_id = delta.call_id or new_id("call")
             item: Item
             if tool is not None and tool.kind == "custom":
-                item = {"id": new_id("ctc"), "type": "custom_tool_call", "status": "in_progress",
-                        "call_id": call_id, "name": name, "input": ""}
+                item = {"id": new_id("ctc"), "type": "custom_tool_call", "call_id": call_id, "name": name, "input": ""}
             else:
                 item = {"id": new_id("fc"), "type": "function_call", "status": "in_progress",
                         "arguments": "", "call_id": call_id, "name": name}
-                if tool is not None and tool.namespace:
-                    item["namespace"] = tool.namespace
+            if tool is not None and tool.namespace:
+                item["namespace"] = tool.namespace
             events += self._add(item)
         if self._open is None or not delta.arguments:
             return events

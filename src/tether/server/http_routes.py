@@ -135,7 +135,12 @@ async def retrieve_response(state: AppState, http: Request, owner: str, response
 
 async def delete_response(state: AppState, owner: str, response_id: str) -> Response:
     live = state.book.live(response_id, owner)
-    if live is not None:
+    if isinstance(live, BackgroundRun):
+        # Let the cancellation land (it records the response) before deleting, or the record would
+        # not be found now and would reappear once the cancelled run persisted it.
+        live.cancel()
+        await asyncio.wait({live.task})
+    elif live is not None:
         live.cancel()
     if not await state.book.delete(response_id, owner):
         raise _response_not_found(response_id)
