@@ -158,7 +158,7 @@ def _text(value: Any) -> dict[str, Any]:
         )
     if kind == "json_schema":
         name = fmt.get("name")
-        if not isinstance(name, str) or not SCHEMA_NAME.match(name):
+        if not isinstance(name, str) or not SCHEMA_NAME.fullmatch(name):
             raise invalid(
                 "Invalid 'text.format.name': 1-64 letters, digits, underscores or dashes.", "text.format.name"
             )

@@ -44,7 +44,7 @@ class OfferedTool:
 
 def _function_tool(raw: dict[str, Any], where: str, namespace: str | None) -> OfferedTool:
     name = raw.get("name")
-    if not isinstance(name, str) or not TOOL_NAME.match(name):
+    if not isinstance(name, str) or not TOOL_NAME.fullmatch(name):
         raise invalid(
             f"Invalid '{where}.name': must be 1-128 letters, digits, underscores, dashes, dots or colons.",
             f"{where}.name",
@@ -65,7 +65,7 @@ def _function_tool(raw: dict[str, Any], where: str, namespace: str | None) -> Of
 
 def _custom_tool(raw: dict[str, Any], where: str, namespace: str | None) -> OfferedTool:
     name = raw.get("name")
-    if not isinstance(name, str) or not TOOL_NAME.match(name):
+    if not isinstance(name, str) or not TOOL_NAME.fullmatch(name):
         raise invalid(f"Invalid '{where}.name'.", f"{where}.name")
     description = raw.get("description")
     return OfferedTool(

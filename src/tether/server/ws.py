@@ -73,6 +73,8 @@ class WebSocketConnection:
         self.in_flight = asyncio.Semaphore(state.config.ws_max_in_flight)
         self._send_lock = asyncio.Lock()
         self.closed = False
+        #: set at the lifetime limit and at shutdown: new creates are refused, in-flight ones finish
+        self.expiring = False
 
     # -- sending ------------------------------------------------------------------------------
     async def send(self, event: dict[str, Any]) -> None:
@@ -133,12 +135,19 @@ class WebSocketConnection:
                 "type": "response.steer.failed",
                 "sequence_number": 0,
                 "steer": {"previous_response_id": event.get("previous_response_id"), "input": event.get("input")},
-                "error": {"code": "steering_not_supported", "message": "Steering is not supported by this server."},
+                "error": {
+                    "type": "invalid_request_error",
+                    "code": "steering_not_supported",
+                    "message": "Steering is not supported by this server.",
+                },
             }
         )
 
     async def _on_create(self, event: dict[str, Any], received: float) -> None:
         raw_lane = event.get("stream_id")
+        if self.expiring:
+            await self.send_error(self._limit_error(), raw_lane if isinstance(raw_lane, str) else None)
+            return
         lane_key: LaneKey = None
         if raw_lane is not None:
             try:
@@ -228,17 +237,29 @@ class WebSocketConnection:
 
     # -- lifetime -----------------------------------------------------------------------------
     async def _lifetime_limit(self) -> None:
+        """At the limit: refuse new creates, let responses in flight finish (bounded), then tell the
+        client why and close with 1000, so it reconnects without losing a half-streamed answer."""
         await asyncio.sleep(self.config.ws_lifetime_seconds)
+        self.expiring = True
+        await self._wait_idle(self.config.shutdown_grace_seconds)
+        await self.send_error(self._limit_error())
+        await self.close(CLOSE_NORMAL)
+
+    def _limit_error(self) -> APIError:
         minutes = self.config.ws_lifetime_seconds / 60
         shown = f"{minutes:g} minutes" if minutes >= 1 else f"{self.config.ws_lifetime_seconds:g} seconds"
-        await self.send_error(
-            invalid(
-                f"Responses websocket connection limit reached ({shown}). "
-                "Create a new websocket connection to continue.",
-                code="websocket_connection_limit_reached",
-            )
+        return invalid(
+            f"Responses websocket connection limit reached ({shown}). "
+            "Create a new websocket connection to continue.",
+            code="websocket_connection_limit_reached",
         )
-        await self.close(CLOSE_NORMAL)
+
+    async def _wait_idle(self, grace_seconds: float) -> None:
+        deadline = time.monotonic() + grace_seconds
+        while time.monotonic() < deadline and any(
+            lane.busy or not lane.queue.empty() for lane in self.lanes.values()
+        ):
+            await asyncio.sleep(0.02)
 
     async def close(self, code: int) -> None:
         if self.closed:
@@ -250,9 +271,8 @@ class WebSocketConnection:
 
     async def drain(self, grace_seconds: float) -> None:
         """At shutdown: let responses in flight finish (up to the grace), then close with 1001."""
-        deadline = time.monotonic() + grace_seconds
-        while time.monotonic() < deadline and any(lane.busy for lane in self.lanes.values()):
-            await asyncio.sleep(0.05)
+        self.expiring = True
+        await self._wait_idle(grace_seconds)
         await self.close(CLOSE_GOING_AWAY)
 
     async def _shutdown_lanes(self) -> None:
