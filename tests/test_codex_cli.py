@@ -18,6 +18,7 @@ from typing import Any
 
 import pytest
 
+from .readme_codex import readme_codex_config
 from .support import RunningServer, running_server, validate_ws_event, write_script
 from .ws_support import metric
 
@@ -35,33 +36,20 @@ TURNS = [
     {"text": ANSWER},
 ]
 
-CONFIG = """\
-model = "tether-scripted"
-model_provider = "tether"
+# Test-only settings put before the README's block: never ask, no sandbox (the test's own temp dir).
+TEST_ONLY_SETTINGS = """\
 approval_policy = "never"
 sandbox_mode = "danger-full-access"
 check_for_update_on_startup = false
-
-[analytics]
-enabled = false
-
-[feedback]
-enabled = false
-
-[model_providers.tether]
-name = "tether"
-base_url = "{base_url}"
-wire_api = "responses"
-env_key = "TETHER_TEST_API_KEY"
-supports_websockets = true
-request_max_retries = 0
-stream_max_retries = 0
-stream_idle_timeout_ms = 20000
-
-[features]
-# Without this Codex syncs "curated plugins" from github.com and chatgpt.com: off the machine.
-plugins = false
 """
+
+
+def codex_config(base_url: str) -> str:
+    """The README's documented config, pointed at the test server."""
+    documented = readme_codex_config()
+    assert 'base_url = "http://127.0.0.1:8000/v1"' in documented
+    return TEST_ONLY_SETTINGS + documented.replace("http://127.0.0.1:8000/v1", base_url)
+
 
 # Loaded by the server's interpreter (PYTHONPATH) only when TETHER_TEST_FRAME_LOG is set: wraps the ASGI app
 # that uvicorn serves and records what crosses it. Nothing of tether itself is patched.
@@ -153,10 +141,10 @@ def test_codex_exec_runs_a_tool_over_websocket_mode(codex: Path, recorded_server
     server, frames_path = recorded_server
     home = tmp_path / "codex_home"
     home.mkdir()
-    (home / "config.toml").write_text(CONFIG.format(base_url=server.base_url))
+    (home / "config.toml").write_text(codex_config(server.base_url))
     work = tmp_path / "work"
     work.mkdir()
-    env = {**os.environ, "CODEX_HOME": str(home), "TETHER_TEST_API_KEY": API_KEY, "NO_COLOR": "1"}
+    env = {**os.environ, "CODEX_HOME": str(home), "TETHER_API_KEY": API_KEY, "NO_COLOR": "1"}
     result = subprocess.run(
         [str(codex), "exec", "--skip-git-repo-check", "--dangerously-bypass-approvals-and-sandbox", "--ephemeral",
          "--json", "Create the file created_by_codex.txt please."],
