@@ -8,7 +8,7 @@ from .base import Backend
 
 
 def make_backend(args: argparse.Namespace) -> Backend:
-    kind = args.backend or "scripted"
+    kind = args.backend or "llamacpp"
     if kind == "scripted":
         from .scripted import Script, ScriptedBackend
 

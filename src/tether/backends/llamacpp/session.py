@@ -1,0 +1,124 @@
+"""`LlamaCppSession`: one conversation's prompt tokens, and its turns on the shared engine.
+
+The session keeps its items, the text its tokens spell and the tokens themselves. A turn renders the
+conversation with the chat template; when the result extends the held text (the usual case: the
+template appends), only the new tail is tokenized. The engine then evaluates only the tokens past
+the longest prefix it still holds, live or parked.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Sequence
+from typing import TYPE_CHECKING, Any
+
+from ...api.items import Item
+from ..base import BackendError, BackendSession, Delta, Finished, GenerationParams
+from .engine import Sampling, TurnJob, TurnResult
+from .grammar import json_grammar, tool_call_grammar
+from .tool_calls import ToolCallScanner
+
+if TYPE_CHECKING:
+    from .backend import LlamaCppBackend
+
+DEFAULT_TEMPERATURE = 1.0  # the API's defaults, as the response object reports them
+DEFAULT_TOP_P = 1.0
+
+
+def sampling_for(params: GenerationParams) -> Sampling:
+    grammar = None
+    choice = params.tool_choice
+    if params.tools and (choice.mode == "required" or choice.name):
+        grammar = tool_call_grammar(params.tools, choice.name)
+    elif params.json_schema is not None:
+        grammar = json_grammar(params.json_schema)
+    return Sampling(
+        temperature=params.temperature if params.temperature is not None else DEFAULT_TEMPERATURE,
+        top_p=params.top_p if params.top_p is not None else DEFAULT_TOP_P,
+        max_tokens=params.max_output_tokens,
+        grammar=grammar,
+    )
+
+
+class LlamaCppSession(BackendSession):
+    def __init__(self, backend: LlamaCppBackend) -> None:
+        super().__init__()
+        self.backend = backend
+        self.items: list[Item] = []
+        self.text = ""  # what `tokens` spell: the last prompt and the answer generated after it
+        self.tokens: list[int] = []
+
+    def fork(self) -> LlamaCppSession:
+        twin = LlamaCppSession(self.backend)
+        twin.items, twin.text, twin.tokens = list(self.items), self.text, list(self.tokens)
+        twin.items_seen = self.items_seen
+        twin.pending = list(self.pending)
+        return twin
+
+    def release(self) -> None:
+        if self.tokens:
+            self.backend.engine.forget(self.tokens)
+        self.tokens, self.text = [], ""
+
+    async def warm(self, new_items: Sequence[Item], params: GenerationParams) -> int:
+        await super().warm(new_items, params)
+        return self.backend.count_tokens([*self.items, *self.pending], params)
+
+    async def _prompt(self, params: GenerationParams) -> tuple[str, list[int]]:
+        backend = self.backend
+        text = backend.renderer.render(self.items, params)
+        if self.text and text.startswith(self.text):
+            return text, self.tokens + backend.tokenize(text[len(self.text) :], first=False)
+        return text, await asyncio.to_thread(backend.tokenize, text, first=True)
+
+    async def generate(self, new_items: Sequence[Item], params: GenerationParams) -> AsyncIterator[Delta]:
+        self.items.extend(self.take_new(new_items))
+        self.broken = True  # until the turn completes
+        try:
+            text, prompt = await self._prompt(params)
+            sampling = sampling_for(params)
+        except Exception as exc:  # a template or schema the model cannot take
+            raise BackendError(f"Could not build the prompt: {exc}") from exc
+        if sampling.grammar is not None and not self.backend.grammar_ok(sampling.grammar):
+            raise BackendError("The JSON Schema could not be turned into a grammar for this model.", "invalid_request")
+        loop = asyncio.get_running_loop()
+        queue: asyncio.Queue[tuple[str, Any]] = asyncio.Queue()
+
+        def emit(message: tuple[str, Any]) -> None:
+            try:
+                loop.call_soon_threadsafe(queue.put_nowait, message)
+            except RuntimeError:  # the loop is gone: nobody listens any more
+                job.cancelled.set()
+
+        job = TurnJob(prompt, sampling, emit)
+        scanner = ToolCallScanner({tool.name: tool.kind for tool in params.tools})
+        finished = False
+        try:
+            self.backend.engine.submit(job)
+            while True:
+                kind, payload = await queue.get()
+                if kind == "text":
+                    for delta in scanner.feed(payload):
+                        yield delta
+                elif kind == "error":
+                    code, message = payload
+                    raise BackendError(message, code)
+                else:
+                    result: TurnResult = payload
+                    break
+            if result.reason == "cancelled":
+                raise BackendError("The engine stopped before the answer was complete.")
+            for delta in scanner.finish():
+                yield delta
+            output = scanner.output_items(params.parallel_tool_calls)
+            self.items.extend(output)
+            self.items_seen += len(output)
+            self.text, self.tokens = text + result.text, prompt + result.generated
+            self.broken = False
+            finished = True
+            yield Finished(result.reason, len(prompt), result.cached_tokens, len(result.generated),
+                           result.model_seconds)
+        finally:
+            if not finished:
+                job.cancelled.set()  # the client went away or the turn failed: stop at the next token
+                self.release()

@@ -1,0 +1,105 @@
+"""The embedded engine's parts: the tool-call scanner, grammars, the KV store, and cancellation in process."""
+
+from __future__ import annotations
+
+import argparse
+import ctypes
+import json
+
+import pytest
+
+pytest.importorskip("llama_cpp")
+
+from tether.api.items import normalize_input
+from tether.api.tools import OfferedTool
+from tether.backends.base import Finished, GenerationParams, TextDelta, ToolCallDelta
+from tether.backends.llamacpp.grammar import tool_call_grammar
+from tether.backends.llamacpp.kv_store import KVStore, ParkedState, common_prefix
+from tether.backends.llamacpp.tool_calls import ToolCallScanner, call_block
+
+from .llamacpp_support import needs_model
+
+pytestmark = pytest.mark.llamacpp
+
+
+def _feed(scanner: ToolCallScanner, text: str, step: int = 3) -> list[object]:
+    out: list[object] = []
+    for i in range(0, len(text), step):
+        out += scanner.feed(text[i : i + step])
+    return out + scanner.finish()
+
+
+def test_scanner_passes_text_and_parses_calls() -> None:
+    scanner = ToolCallScanner({"get_weather": "function"})
+    text = 'Let me check.\n<tool_call>\n{"name": "get_weather", "arguments": {"city": "Paris"}}\n</tool_call>'
+    deltas = _feed(scanner, text)
+    assert "".join(d.text for d in deltas if isinstance(d, TextDelta)) == "Let me check.\n"
+    [call] = [d for d in deltas if isinstance(d, ToolCallDelta)]
+    assert call.name == "get_weather" and json.loads(call.arguments) == {"city": "Paris"}
+    assert call.arguments == '{"city": "Paris"}'  # as written, so the next turn's render matches the KV
+    items = scanner.output_items(parallel=True)
+    assert [item["type"] for item in items] == ["message", "function_call"]
+    assert call_block("get_weather", call.arguments) == text[len("Let me check.\n"):]
+
+
+def test_scanner_without_tools_and_with_a_broken_block() -> None:
+    plain = _feed(ToolCallScanner({}), "<tool_call>x")
+    assert all(isinstance(d, TextDelta) for d in plain) and "".join(d.text for d in plain) == "<tool_call>x"
+    deltas = _feed(ToolCallScanner({"f": "function"}), "a <tool_call> not json </tool_call>")
+    assert "".join(d.text for d in deltas if isinstance(d, TextDelta)) == "a <tool_call> not json </tool_call>"
+
+
+def test_tool_call_grammar_names_only_allowed_tools() -> None:
+    tools = (OfferedTool("a", "function", "", {"type": "object", "properties": {"x": {"type": "integer"}}}, False),
+             OfferedTool("b", "custom", "", None, False))
+    grammar = tool_call_grammar(tools)
+    assert grammar is not None and '\\"a\\"' in grammar and '\\"b\\"' in grammar
+    only = tool_call_grammar(tools, "b")
+    assert only is not None and '\\"a\\"' not in only
+    assert tool_call_grammar(tools, "missing") is None
+
+
+def _state(tokens: tuple[int, ...], size: int) -> ParkedState:
+    return ParkedState(tokens, (ctypes.c_uint8 * size)())
+
+
+def test_kv_store_longest_prefix_lru_and_domination() -> None:
+    assert common_prefix([1, 2, 3] * 200, [1, 2, 3] * 100 + [9]) == 300
+    store = KVStore(budget_bytes=100)
+    store.put(_state((1, 2, 3), 40))
+    store.put(_state((1, 2, 3, 4, 5), 40))  # extends the first: replaces it
+    assert len(store) == 1 and store.total_bytes == 40
+    store.put(_state((7, 8), 40))
+    key, shared = store.best([1, 2, 3, 4, 9])
+    assert key is not None and shared == 4
+    store.get(key)  # used: now the most recent
+    store.put(_state((5, 5), 40))  # over budget: the least recently used, (7, 8), goes
+    assert store.best([7, 8])[1] == 0 and store.best([1, 2])[1] == 2 and store.evictions == 1
+    store.put(_state((6,), 500))  # larger than the budget: not kept
+    assert store.best([6])[1] == 0
+    assert store.discard_exact([5, 5]) and store.best([5, 5])[1] == 0
+
+
+async def test_abandoned_turn_stops_the_engine() -> None:
+    needs_model()
+    from tether.backends.llamacpp import make_llamacpp_backend
+
+    backend = make_llamacpp_backend(argparse.Namespace(model=None, ctx=2048, threads=2, kv_budget_mb=16))
+    await backend.start()
+    try:
+        params = GenerationParams(model="m", temperature=0.0, max_output_tokens=1000)
+        session = backend.new_session()
+        stream = session.generate(normalize_input("Count from 1 to 300."), params)
+        async for delta in stream:
+            assert isinstance(delta, TextDelta)
+            break
+        await stream.aclose()
+        assert session.broken
+        again = backend.new_session()
+        deltas = [d async for d in again.generate(normalize_input("Hi."), GenerationParams(
+            model="m", temperature=0.0, max_output_tokens=8))]
+        assert isinstance(deltas[-1], Finished)
+        stats = backend.stats()
+        assert stats["cancelled"] == 1 and stats["generated_tokens"] < 100
+    finally:
+        await backend.aclose()
