@@ -62,3 +62,27 @@ def test_tiny_kv_budget_evicts_but_answers(tmp_path: Path) -> None:
                 # its KV state (about 23 KB a token) did not fit 1 MiB: only the shared system prompt was reused
                 assert cached(response) < turn_tokens(previous) - TOLERANCE
                 assert response["usage"]["input_tokens"] > turn_tokens(previous)
+
+
+def test_warm_up_prefills_the_kv_cache(tmp_path: Path) -> None:
+    """A `generate: false` warm-up evaluates its prompt, so the first real turn reuses all of it."""
+    instructions = "You are a careful assistant for a warm-up test. " * 6
+    with llama_server(tmp_path) as server:
+        client = OpenAI(base_url=server.base_url, api_key="unused")
+        with client.responses.connect() as conn:
+            conn.send({"type": "response.create", "model": MODEL, "generate": False, "store": False,
+                       "instructions": instructions, "input": "Tell me about cats."})
+            warm = None
+            for event in conn:
+                data = event.to_dict()
+                if data["type"] == "response.completed":
+                    warm = data["response"]
+                    break
+            assert warm is not None and warm["output"] == []
+            warm_tokens = warm["usage"]["input_tokens"]
+            assert warm_tokens > 40
+            response = final_response(ws_turn(conn, model=MODEL, instructions=instructions, input="Be brief.",
+                                              previous_response_id=warm["id"], max_output_tokens=16,
+                                              temperature=0, store=False))
+            # everything the warm-up evaluated, less its generation prompt, is reused
+            assert cached(response) >= warm_tokens - 6

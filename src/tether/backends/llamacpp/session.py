@@ -61,8 +61,26 @@ class LlamaCppSession(BackendSession):
         self.tokens, self.text = [], ""
 
     async def warm(self, new_items: Sequence[Item], params: GenerationParams) -> int:
-        await super().warm(new_items, params)
-        return self.backend.count_tokens([*self.items, *self.pending], params)
+        """A `generate: false` warm-up: prefill the prompt into the KV cache now, so the first real
+        turn evaluates only what comes after it."""
+        self.items.extend(self.take_new(new_items))
+        text, prompt = await self._prompt(params)
+        done: asyncio.Future[tuple[str, Any]] = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+
+        def emit(message: tuple[str, Any]) -> None:
+            if message[0] in ("done", "error"):
+                loop.call_soon_threadsafe(lambda: done.done() or done.set_result(message))
+
+        job = TurnJob(prompt, Sampling(temperature=0.0, top_p=1.0, max_tokens=0), emit)
+        self.backend.engine.submit(job)
+        try:
+            kind, _ = await done
+        finally:
+            job.cancelled.set()  # no-op once done; stops the prefill if the client went away
+        if kind == "done":
+            self.text, self.tokens = text, prompt
+        return len(prompt)
 
     async def _prompt(self, params: GenerationParams) -> tuple[str, list[int]]:
         backend = self.backend
