@@ -65,13 +65,35 @@ def run_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def add_bench_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    from .bench.runner import add_bench_parser as add
+
+    add(sub)
+
+
+def add_agent_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    from .agent.command import add_agent_parser as add
+
+    add(sub)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="tether", description="A Responses API server for agent loops.")
     sub = parser.add_subparsers(dest="command", required=True)
     add_serve_parser(sub)
+    add_bench_parser(sub)
+    add_agent_parser(sub)
     args = parser.parse_args(argv)
     if args.command == "serve":
         return run_serve(args)
+    if args.command == "bench":
+        from .bench.runner import run_bench
+
+        return run_bench(args)
+    if args.command == "agent":
+        from .agent.command import run_agent_command
+
+        return run_agent_command(args)
     parser.error(f"unknown command {args.command}")
     return 2
 

@@ -1,0 +1,1 @@
+"""Benchmarks: agent workloads replayed against a tether server in a separate process."""
