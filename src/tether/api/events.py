@@ -90,10 +90,14 @@ class EventSequencer:
         )
 
     def custom_input_delta(self, item_id: str, output_index: int, delta: str) -> dict[str, Any]:
-        return self.event("response.custom_tool_call_input.delta", item_id=item_id, output_index=output_index, delta=delta)
+        return self.event(
+            "response.custom_tool_call_input.delta", item_id=item_id, output_index=output_index, delta=delta
+        )
 
     def custom_input_done(self, item_id: str, output_index: int, text: str) -> dict[str, Any]:
-        return self.event("response.custom_tool_call_input.done", item_id=item_id, output_index=output_index, input=text)
+        return self.event(
+            "response.custom_tool_call_input.done", item_id=item_id, output_index=output_index, input=text
+        )
 
     def reasoning_delta(self, item_id: str, output_index: int, delta: str) -> dict[str, Any]:
         return self.event(

@@ -80,7 +80,7 @@ class BackgroundRun:
         index = 0 if starting_after is None else starting_after + 1
         while True:
             async with self._changed:
-                await self._changed.wait_for(lambda: len(self.events) > index or self.done)
+                await self._changed.wait_for(lambda seen=index: len(self.events) > seen or self.done)
                 batch = self.events[index:]
             for event in batch:
                 yield event

@@ -27,10 +27,10 @@ class StoredResponse:
 
 
 class ResponseStore(abc.ABC):
-    async def open(self) -> None:
+    async def open(self) -> None:  # noqa: B027 - optional hook
         """Create tables, open files."""
 
-    async def close(self) -> None:
+    async def close(self) -> None:  # noqa: B027 - optional hook
         """Flush and release."""
 
     @abc.abstractmethod
