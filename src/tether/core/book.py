@@ -12,7 +12,7 @@ import logging
 from typing import Any, Protocol
 
 from ..api.items import Item
-from ..store.base import ResponseStore, StoredResponse
+from ..store.base import ChainLink, ResponseStore, StoredResponse
 from .context import EMPTY, Context
 from .state import ResponseState
 
@@ -102,21 +102,29 @@ class ResponseBook:
         return await self.store.get_item(item_id, owner)
 
     async def hydrate(self, response_id: str, owner: str) -> ResponseState | None:
-        """Rebuild a stored chain's context, checking the owner on every hop."""
-        chain: list[StoredResponse] = []
+        """Rebuild a stored chain's context, checking the owner on every hop. Responses not on disk
+        yet come from memory; the rest of the chain comes from the store in one call."""
+        links: list[ChainLink] = []
         next_id: str | None = response_id
-        seen: set[str] = set()
         while next_id is not None:
-            if next_id in seen:
+            record = self._unwritten.get(next_id)
+            if record is None or record.owner != owner:
                 break
-            seen.add(next_id)
-            record = await self.get(next_id, owner)
-            if record is None or record.response.get("status") in ("queued", "in_progress"):
-                return None
-            chain.append(record)
+            links.append(ChainLink.of(record))
             next_id = record.previous_response_id
+        if next_id is not None:
+            if self.live(next_id, owner) is not None:
+                return None  # still running: not a parent yet
+            stored = await self.store.get_chain(next_id, owner)
+            if stored is None:
+                return None
+            links.extend(stored)
+        if any(link.status in ("queued", "in_progress") for link in links):
+            return None
         context: Context = EMPTY
-        for record in reversed(chain):
-            context = context.extend(record.input_items).extend(record.response.get("output", []))
-        head = chain[0]
-        return ResponseState(head.response, head.input_items, context, owner)
+        for link in reversed(links):
+            context = context.extend(link.input_items).extend(link.output)
+        head = links[0]
+        # A hydrated parent needs only its id, output and store flag; the full object stays in the store.
+        response = {"id": head.id, "object": "response", "status": head.status, "output": head.output, "store": True}
+        return ResponseState(response, head.input_items, context, owner)

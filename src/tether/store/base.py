@@ -26,6 +26,25 @@ class StoredResponse:
         return str(value) if value else None
 
 
+@dataclass(frozen=True, slots=True)
+class ChainLink:
+    """What rebuilding a conversation needs of one stored response: no tools, no instructions."""
+
+    id: str
+    previous_response_id: str | None
+    status: str
+    input_items: list[Item]
+    output: list[Item]
+
+    @staticmethod
+    def of(record: StoredResponse) -> ChainLink:
+        response = record.response
+        return ChainLink(
+            record.id, record.previous_response_id, str(response.get("status")), record.input_items,
+            list(response.get("output") or []),
+        )
+
+
 class ResponseStore(abc.ABC):
     async def open(self) -> None:  # noqa: B027 - optional hook
         """Create tables, open files."""
@@ -42,6 +61,23 @@ class ResponseStore(abc.ABC):
 
     @abc.abstractmethod
     async def delete(self, response_id: str, owner: str) -> bool: ...
+
+    async def get_chain(self, response_id: str, owner: str) -> list[ChainLink] | None:
+        """The response and all its ancestors, newest first, all of this owner; None if any is missing.
+
+        Stores that can should override this with one round trip; this walks one `get` per hop.
+        """
+        links: list[ChainLink] = []
+        seen: set[str] = set()
+        next_id: str | None = response_id
+        while next_id is not None and next_id not in seen:
+            seen.add(next_id)
+            record = await self.get(next_id, owner)
+            if record is None:
+                return None
+            links.append(ChainLink.of(record))
+            next_id = record.previous_response_id
+        return links
 
     @abc.abstractmethod
     async def get_item(self, item_id: str, owner: str) -> Item | None:

@@ -11,15 +11,18 @@ from typing import Any
 import orjson
 
 from ..api.items import Item
-from .base import ResponseStore, StoredResponse
+from .base import ChainLink, ResponseStore, StoredResponse
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS responses (
     id TEXT PRIMARY KEY,
     owner TEXT NOT NULL,
     created_at INTEGER NOT NULL,
+    previous_response_id TEXT,
+    status TEXT NOT NULL,
     response BLOB NOT NULL,
-    input_items BLOB NOT NULL
+    input_items BLOB NOT NULL,
+    output BLOB NOT NULL
 );
 CREATE TABLE IF NOT EXISTS items (
     owner TEXT NOT NULL,
@@ -29,6 +32,22 @@ CREATE TABLE IF NOT EXISTS items (
     PRIMARY KEY (owner, id)
 );
 CREATE INDEX IF NOT EXISTS items_by_response ON items(response_id);
+"""
+
+
+# Follows previous_response_id from the head, newest first; every hop must belong to the owner.
+# The depth bound stops a corrupted cycle.
+CHAIN_QUERY = """
+WITH RECURSIVE chain(id, depth) AS (
+    SELECT id, 0 FROM responses WHERE id = ? AND owner = ?
+    UNION ALL
+    SELECT r.previous_response_id, chain.depth + 1
+    FROM responses r JOIN chain ON r.id = chain.id
+    WHERE r.owner = ? AND r.previous_response_id IS NOT NULL AND chain.depth < 100000
+)
+SELECT r.id, r.previous_response_id, r.status, r.input_items, r.output
+FROM chain JOIN responses r ON r.id = chain.id AND r.owner = ?
+ORDER BY chain.depth
 """
 
 
@@ -71,13 +90,16 @@ class SQLiteStore(ResponseStore):
             conn.execute("BEGIN")
             try:
                 conn.execute(
-                    "INSERT OR REPLACE INTO responses VALUES (?, ?, ?, ?, ?)",
+                    "INSERT OR REPLACE INTO responses VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                     (
                         record.id,
                         record.owner,
                         int(record.response.get("created_at") or 0),
+                        record.previous_response_id,
+                        str(record.response.get("status")),
                         orjson.dumps(record.response),
                         orjson.dumps(record.input_items),
+                        orjson.dumps(record.response.get("output") or []),
                     ),
                 )
                 conn.executemany("INSERT OR REPLACE INTO items VALUES (?, ?, ?, ?)", items)
@@ -96,6 +118,15 @@ class SQLiteStore(ResponseStore):
         if not rows:
             return None
         return StoredResponse(orjson.loads(rows[0][0]), orjson.loads(rows[0][1]), owner)
+
+    async def get_chain(self, response_id: str, owner: str) -> list[ChainLink] | None:
+        """One query for the whole chain, owner checked on every hop; only items are decoded."""
+        rows = await asyncio.to_thread(self._run, CHAIN_QUERY, (response_id, owner, owner, owner))
+        if not rows or rows[-1][1] is not None:
+            return None  # the head, or some ancestor, is missing (or another owner's)
+        return [
+            ChainLink(row[0], row[1], row[2], orjson.loads(row[3]), orjson.loads(row[4])) for row in rows
+        ]
 
     def _delete_sync(self, response_id: str, owner: str) -> bool:
         assert self._conn is not None, "store not opened"
