@@ -202,13 +202,13 @@ class ScriptedSession(BackendSession):
         if script.prefill_tokens_per_second:
             delay += (prompt_tokens - cached_tokens) / script.prefill_tokens_per_second
         slept = await _sleep_until(time.perf_counter() + delay)
-        pacer = _Pacer(script.tokens_per_second)
+        pacer = Pacer(script.tokens_per_second)
         produced = 0
         limit = params.max_output_tokens
         output: list[Item] = []
         if turn.text:
             emitted = []
-            for chunk in _chunks(turn.text):
+            for chunk in chunks(turn.text):
                 cost = approx_tokens(chunk)
                 if limit is not None and produced + cost > limit:
                     output.append(_assistant("".join(emitted)))
@@ -223,7 +223,7 @@ class ScriptedSession(BackendSession):
         for index, call in enumerate(turn.tool_calls):
             call_id = new_id("call")
             name_sent = False
-            for chunk in _chunks(call.arguments) or [""]:
+            for chunk in chunks(call.arguments) or [""]:
                 cost = approx_tokens(chunk)
                 produced += cost
                 slept += await pacer.spend(cost)
@@ -251,7 +251,7 @@ def _assistant(text: str) -> Item:
     return {"type": "message", "role": "assistant", "content": [{"type": "output_text", "text": text}]}
 
 
-def _chunks(text: str) -> list[str]:
+def chunks(text: str) -> list[str]:
     return [text[i : i + CHARS_PER_DELTA] for i in range(0, len(text), CHARS_PER_DELTA)]
 
 
@@ -264,7 +264,7 @@ async def _sleep_until(deadline: float) -> float:
     return 0.0
 
 
-class _Pacer:
+class Pacer:
     """Spends output tokens at a steady rate by the clock, so short sleeps don't add up to drift."""
 
     def __init__(self, tokens_per_second: float) -> None:

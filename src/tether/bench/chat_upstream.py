@@ -31,7 +31,7 @@ from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
 from ..api.ids import new_id
-from ..backends.scripted import CHARS_PER_DELTA, PrefixRegistry, Script, ScriptedTurn
+from ..backends.scripted import Pacer, PrefixRegistry, Script, ScriptedTurn, chunks
 from ..backends.tokens import ITEM_OVERHEAD_TOKENS, approx_tokens
 
 LEDGER_SIZE = 10_000
@@ -137,25 +137,6 @@ def measure_prompt(messages: Sequence[Message], tools: Sequence[Any], registry: 
     return Prompt(turn, tokens, min(cached, tokens), digest)
 
 
-class Pacer:
-    """Spends output tokens at a steady rate by the clock, so short sleeps don't add up to drift."""
-
-    def __init__(self, tokens_per_second: float) -> None:
-        self.start = time.perf_counter()
-        self.rate = tokens_per_second
-        self.spent = 0
-
-    async def spend(self, tokens: int) -> None:
-        self.spent += tokens
-        wait = self.start + self.spent / self.rate - time.perf_counter()
-        if wait > 0.001:
-            await asyncio.sleep(wait)
-
-
-def _chunks(text: str) -> list[str]:
-    return [text[i : i + CHARS_PER_DELTA] for i in range(0, len(text), CHARS_PER_DELTA)]
-
-
 @dataclass(slots=True)
 class _Played:
     text: str = ""
@@ -243,7 +224,7 @@ class ChatUpstream:
         await asyncio.sleep(delay)
         pacer = Pacer(script.tokens_per_second)
         yield {"role": "assistant", "content": ""}
-        for chunk in _chunks(turn.text):
+        for chunk in chunks(turn.text):
             cost = approx_tokens(chunk)
             if limit is not None and played.tokens + cost > int(limit):
                 played.finish_reason = "length"
@@ -259,7 +240,7 @@ class ChatUpstream:
             calls.append({"id": call_id, "type": "function", "function": function})
             opening = {"name": call.name, "arguments": ""}
             yield {"tool_calls": [{"index": index, "id": call_id, "type": "function", "function": opening}]}
-            for chunk in _chunks(call.arguments):
+            for chunk in chunks(call.arguments):
                 cost = approx_tokens(chunk)
                 played.tokens += cost
                 await pacer.spend(cost)

@@ -16,9 +16,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
@@ -29,9 +27,10 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-import httpx
 import orjson
 from openai import OpenAI
+
+from .process import free_port, serving_process
 
 MODES = ("ws", "http", "cold")
 WORDS = "alpha beta gamma delta epsilon zeta theta kappa lambda sigma omega river stone cloud lamp".split()
@@ -49,42 +48,19 @@ class Sample:
     total_s: float
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @contextlib.contextmanager
 def llamacpp_server(extra: list[str]) -> Iterator[tuple[str, float]]:
     """The server's URL and the seconds from spawn to a healthy answer (process start + model load)."""
     with tempfile.TemporaryDirectory(prefix="tether-ttft-") as tmp:
-        port = _free_port()
+        port = free_port()
         log_path = Path(tmp) / "server.log"
         started = time.perf_counter()
-        with log_path.open("wb") as log:
-            process = subprocess.Popen(
-                [sys.executable, "-m", "tether.cli", "serve", "--backend", "llamacpp", "--store", "memory",
-                 "--port", str(port), *extra],
-                stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "TETHER_DATA_DIR": tmp},
-            )
+        command = [sys.executable, "-m", "tether.cli", "serve", "--backend", "llamacpp", "--store", "memory",
+                   "--port", str(port), *extra]
         url = f"http://127.0.0.1:{port}"
-        try:
-            while True:
-                if process.poll() is not None or time.perf_counter() - started > 120:
-                    raise RuntimeError(f"server did not start:\n{log_path.read_text(errors='replace')}")
-                with contextlib.suppress(httpx.HTTPError):
-                    if httpx.get(url + "/health", timeout=1.0).status_code == 200:
-                        break
-                time.sleep(0.05)
+        env = {**os.environ, "TETHER_DATA_DIR": tmp}
+        with serving_process(command, log_path, url + "/health", wait_s=120, env=env):
             yield url, time.perf_counter() - started
-        finally:
-            process.terminate()
-            try:
-                process.wait(20)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(5)
 
 
 def tool_output(mode: str, agent: int, turn: int, words: int) -> str:

@@ -16,7 +16,6 @@ import dataclasses
 import os
 import secrets
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -35,8 +34,8 @@ from .modes import Conversation, Mode, function_calls, tool_output, user_message
 from .peer_report import report
 from .peers.litellm_peer import MODEL_NAME as LITELLM_MODEL
 from .peers.litellm_peer import litellm_proxy
+from .process import free_port, serving_process
 from .profiles import ModelProfile
-from .server import free_port
 
 UPSTREAM_MODEL = "bench-model"
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
@@ -170,27 +169,9 @@ def truncated(workload: workloads.Workload, tool_turns: int) -> workloads.Worklo
 
 @contextlib.contextmanager
 def process(command: list[str], log_path: Path, ready_url: str, wait_s: float = 60.0) -> Iterator[int]:
-    with log_path.open("wb") as log:
-        child = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
-    try:
-        deadline = time.monotonic() + wait_s
-        while True:
-            if child.poll() is not None:
-                raise RuntimeError(f"{command[:4]} exited early:\n{log_path.read_text(errors='replace')[-3000:]}")
-            with contextlib.suppress(httpx.HTTPError):
-                httpx.get(ready_url, timeout=1.0)  # any answer (401 included) means it is serving
-                break
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"{command[:4]} did not start:\n{log_path.read_text(errors='replace')[-3000:]}")
-            time.sleep(0.1)
+    """A child serving `ready_url` (any answer, a 401 included, means it is serving); yields its pid."""
+    with serving_process(command, log_path, ready_url, wait_s=wait_s, any_status=True) as child:
         yield child.pid
-    finally:
-        child.terminate()
-        try:
-            child.wait(20)
-        except subprocess.TimeoutExpired:
-            child.kill()
-            child.wait(5)
 
 
 async def measure(

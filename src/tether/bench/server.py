@@ -5,11 +5,9 @@ from __future__ import annotations
 import contextlib
 import os
 import re
-import socket
 import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,14 +16,10 @@ from typing import Any
 import httpx
 import orjson
 
+from .process import free_port, serving_process
+
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 _SUM = re.compile(r'^tether_turn_server_seconds_sum\{transport="(\w+)"\} (\S+)$', re.MULTILINE)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @dataclass
@@ -64,34 +58,11 @@ def tether_server(script: dict[str, Any], *, sqlite: bool = True, wait_s: float 
         port = free_port()
         store = f"sqlite:{directory / 'responses.sqlite3'}" if sqlite else "memory"
         log_path = directory / "server.log"
-        with log_path.open("wb") as log:
-            process = subprocess.Popen(
-                [sys.executable, "-m", "tether.cli", "serve", "--backend", "scripted", "--script",
-                 str(script_file(script, directory)), "--store", store, "--port", str(port)],
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                env={**os.environ, "TETHER_DATA_DIR": str(directory)},
-            )
-        server = ServerProcess(f"http://127.0.0.1:{port}", process, log_path)
-        try:
-            _wait_healthy(server, wait_s)
-            yield server
-        finally:
-            process.terminate()
-            try:
-                process.wait(20)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(5)
+        command = [sys.executable, "-m", "tether.cli", "serve", "--backend", "scripted", "--script",
+                   str(script_file(script, directory)), "--store", store, "--port", str(port)]
+        url = f"http://127.0.0.1:{port}"
+        env = {**os.environ, "TETHER_DATA_DIR": str(directory)}
+        with serving_process(command, log_path, url + "/health", wait_s=wait_s, env=env) as process:
+            yield ServerProcess(url, process, log_path)
 
 
-def _wait_healthy(server: ServerProcess, wait_s: float) -> None:
-    deadline = time.monotonic() + wait_s
-    while time.monotonic() < deadline:
-        if server.process.poll() is not None:
-            raise RuntimeError(f"tether server exited early:\n{server.log_path.read_text(errors='replace')}")
-        with contextlib.suppress(httpx.HTTPError):
-            if httpx.get(server.url + "/health", timeout=1.0).status_code == 200:
-                return
-        time.sleep(0.1)
-    raise RuntimeError(f"tether server did not start:\n{server.log_path.read_text(errors='replace')}")

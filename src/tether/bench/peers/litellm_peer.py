@@ -13,12 +13,11 @@ import contextlib
 import os
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
+from ..process import serving_process
 
 #: The pinned peer. 1.106.12 is the newest release whose `[proxy]` extra resolves from the package
 #: index this project uses (1.108+ pin `litellm-proxy-extras` builds and 1.110+ a `litellm-proxy`
@@ -114,28 +113,7 @@ def litellm_proxy(
     for key in ("DATABASE_URL", "LITELLM_MASTER_KEY", "OPENAI_API_KEY"):
         env.pop(key, None)
     command = [str(script), "--config", str(config), "--host", "127.0.0.1", "--port", str(port), "--num_workers", "1"]
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=directory)
-    peer = LiteLLMProcess(f"http://127.0.0.1:{port}", process, log_path, installed_version(script.parent.parent) or "?")
-    try:
-        _wait_ready(peer, wait_s)
-        yield peer
-    finally:
-        process.terminate()
-        try:
-            process.wait(20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(5)
-
-
-def _wait_ready(peer: LiteLLMProcess, wait_s: float) -> None:
-    deadline = time.monotonic() + wait_s
-    while time.monotonic() < deadline:
-        if peer.process.poll() is not None:
-            raise RuntimeError(f"litellm exited early:\n{peer.log_tail()}")
-        with contextlib.suppress(httpx.HTTPError):
-            if httpx.get(peer.url + "/health/liveliness", timeout=1.0).status_code == 200:
-                return
-        time.sleep(0.25)
-    raise RuntimeError(f"litellm did not start in {wait_s:.0f}s:\n{peer.log_tail()}")
+    with serving_process(command, log_path, f"http://127.0.0.1:{port}/health/liveliness", wait_s=wait_s,
+                         env=env, cwd=directory) as process:
+        yield LiteLLMProcess(f"http://127.0.0.1:{port}", process, log_path,
+                             installed_version(script.parent.parent) or "?")
