@@ -108,3 +108,13 @@ class EventSequencer:
         return self.event(
             "response.reasoning_text.done", item_id=item_id, output_index=output_index, content_index=0, text=text
         )
+
+
+def steer_failed(previous_response_id: Any, steer_input: Any, code: str, message: str) -> dict[str, Any]:
+    """`response.steer.failed` (WebSocket only): the steering input comes back, uncommitted."""
+    return {
+        "type": "response.steer.failed",
+        "sequence_number": 0,
+        "steer": {"previous_response_id": previous_response_id, "input": steer_input},
+        "error": {"type": "invalid_request_error", "code": code, "message": message},
+    }

@@ -18,6 +18,7 @@ import orjson
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from ..api.errors import APIError, invalid, previous_response_not_found, server_error
+from ..api.events import steer_failed
 from ..api.framing import dumps_text
 from ..api.request import CreateRequest, parse_create, validate_stream_id
 from ..core.connection_cache import CacheBudget, ConnectionCache, LaneKey, state_bytes
@@ -130,18 +131,8 @@ class WebSocketConnection:
             )
 
     async def _steer_not_supported(self, event: dict[str, Any]) -> None:
-        await self.send(
-            {
-                "type": "response.steer.failed",
-                "sequence_number": 0,
-                "steer": {"previous_response_id": event.get("previous_response_id"), "input": event.get("input")},
-                "error": {
-                    "type": "invalid_request_error",
-                    "code": "steering_not_supported",
-                    "message": "Steering is not supported by this server.",
-                },
-            }
-        )
+        await self.send(steer_failed(event.get("previous_response_id"), event.get("input"), "steering_not_supported",
+                                     "Steering is not supported by this server."))
 
     async def _on_create(self, event: dict[str, Any], received: float) -> None:
         raw_lane = event.get("stream_id")
