@@ -34,10 +34,11 @@ def common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
 class ParkedState:
     tokens: tuple[int, ...]
     data: Any  # a ctypes uint8 array, as llama_state_seq_get_data filled it
+    size: int | None = None  # the bytes of `data` in use, if it is a larger (reused) buffer
 
     @property
     def nbytes(self) -> int:
-        return ctypes.sizeof(self.data)
+        return ctypes.sizeof(self.data) if self.size is None else self.size
 
 
 class KVStore:

@@ -69,8 +69,12 @@ class LlamaCppSession(BackendSession):
         loop = asyncio.get_running_loop()
 
         def emit(message: tuple[str, Any]) -> None:
+            def settle() -> None:
+                if not done.done():
+                    done.set_result(message)
+
             if message[0] in ("done", "error"):
-                loop.call_soon_threadsafe(lambda: done.done() or done.set_result(message))
+                loop.call_soon_threadsafe(settle)
 
         job = TurnJob(prompt, Sampling(temperature=0.0, top_p=1.0, max_tokens=0), emit)
         self.backend.engine.submit(job)
