@@ -31,6 +31,8 @@ class GenerationParams:
     temperature: float | None = None
     top_p: float | None = None
     json_schema: dict[str, Any] | None = None
+    #: "auto": drop the oldest turns when the context overflows; "disabled": fail instead
+    truncation: str = "disabled"
 
 
 @dataclass(frozen=True, slots=True)

@@ -84,6 +84,7 @@ def generation_params(request: CreateRequest) -> GenerationParams:
         temperature=request.temperature,
         top_p=request.top_p,
         json_schema=request.json_schema,
+        truncation=request.truncation,
     )
 
 

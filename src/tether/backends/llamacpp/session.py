@@ -93,11 +93,29 @@ class LlamaCppSession(BackendSession):
             return text, self.tokens + backend.tokenize(text[len(self.text) :], first=False)
         return text, await asyncio.to_thread(backend.tokenize, text, first=True)
 
+    async def _fitting_prompt(self, params: GenerationParams) -> tuple[str, list[int]]:
+        """The prompt; with `truncation: "auto"`, oldest items dropped (leading system and developer
+        messages kept) until it leaves room for the answer in the context window."""
+        text, prompt = await self._prompt(params)
+        if params.truncation != "auto":
+            return text, prompt
+        n_ctx = self.backend.engine.n_ctx
+        room = min(params.max_output_tokens or 256, n_ctx // 4)
+        while len(prompt) + room > n_ctx:
+            kept = 0
+            while kept < len(self.items) and self.items[kept].get("role") in ("system", "developer"):
+                kept += 1
+            if kept >= len(self.items) - 1:
+                break  # only the newest item is left: the engine reports the overflow
+            del self.items[kept]
+            text, prompt = await self._prompt(params)
+        return text, prompt
+
     async def generate(self, new_items: Sequence[Item], params: GenerationParams) -> AsyncIterator[Delta]:
         self.items.extend(self.take_new(new_items))
         self.broken = True  # until the turn completes
         try:
-            text, prompt = await self._prompt(params)
+            text, prompt = await self._fitting_prompt(params)
             sampling = sampling_for(params)
         except Exception as exc:  # a template or schema the model cannot take
             raise BackendError(f"Could not build the prompt: {exc}") from exc
