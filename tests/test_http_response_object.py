@@ -92,4 +92,4 @@ def test_models_lists_the_backend_model(server: RunningServer) -> None:
 def test_health(server: RunningServer) -> None:
     response = httpx.get(server.url + "/health")
     assert response.status_code == 200
-    assert response.json() == {"status": "ok", "backend": "scripted"}
+    assert response.json() == {"status": "ok", "backend": "scripted", "engine": {}}

@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from openai import OpenAI
 
@@ -142,3 +143,11 @@ def test_client_gone_frees_the_engine(server: RunningServer, tmp_path: Path) -> 
     answer = client.responses.create(model=MODEL, input="Say hi.", max_output_tokens=16, temperature=0)
     assert answer.status in ("completed", "incomplete")
     assert time.monotonic() - started < 20  # not queued behind 3000 abandoned tokens
+
+
+def test_health_reports_engine_counters(server: RunningServer) -> None:
+    client = OpenAI(base_url=server.base_url, api_key="unused")
+    client.responses.create(model=MODEL, input="Hi", max_output_tokens=16, temperature=0)
+    engine = httpx.get(server.url + "/health", timeout=10).json()["engine"]
+    assert engine["model"].endswith(".gguf")
+    assert engine["turns"] >= 1 and engine["prompt_tokens"] > 0

@@ -14,7 +14,6 @@ from .ids import new_id
 Item = dict[str, Any]
 
 ROLES = ("user", "assistant", "system", "developer")
-MODEL_ITEM_TYPES = frozenset({"message_assistant", "function_call", "custom_tool_call", "reasoning"})
 # Items of hosted tools: accepted in history and kept verbatim, but tether never runs those tools.
 OPAQUE_ITEM_TYPES = frozenset(
     {

@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..api.errors import APIError, invalid
+from ..api.errors import invalid
 from ..api.events import EventSequencer
 from ..api.ids import new_id
 from ..api.items import Item
@@ -39,7 +39,6 @@ from .state import ResponseState
 
 log = logging.getLogger("tether.turn")
 Event = dict[str, Any]
-TERMINAL = frozenset({"response.completed", "response.failed", "response.incomplete", "response.cancelled"})
 
 
 @dataclass(slots=True)
@@ -58,9 +57,7 @@ class Turn:
     transport: str
     snapshot: dict[str, Any] = field(default_factory=dict)
     result: ResponseState | None = None
-    error: APIError | None = None
     model_seconds: float = 0.0
-    task: asyncio.Task[Any] | None = None
 
     @property
     def status(self) -> str:

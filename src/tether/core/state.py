@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from ..api.items import Item
@@ -21,7 +21,6 @@ class ResponseState:
     owner: str
     session: BackendSession | None = None
     lane: str | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
 
     @property
     def id(self) -> str:

@@ -96,7 +96,7 @@ def create_app(state: AppState) -> FastAPI:
     @app.get("/health")
     async def health(request: Request) -> Response:
         async def handler(owner: str) -> Response:
-            return JSON({"status": "ok", "backend": state.backend.name})
+            return JSON({"status": "ok", "backend": state.backend.name, "engine": state.backend.stats()})
 
         return await guarded(request, handler)
 
