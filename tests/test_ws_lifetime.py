@@ -79,13 +79,13 @@ async def test_async_sdk_gets_the_limit_and_a_new_connection_works(server: Runni
 def test_response_in_flight_at_the_limit_finishes_first(tmp_path: Path) -> None:
     """A response still streaming when the limit strikes completes; a create sent meanwhile is refused
     with the limit error; then the limit error and the close 1000 follow."""
-    script = write_script(tmp_path, [{"text": "slow words " * 40}], tokens_per_second=100, ttft_ms=1)
+    script = write_script(tmp_path, [{"text": "slow words " * 80}], tokens_per_second=100, ttft_ms=1)
     with running_server(tmp_path, "--backend", "scripted", "--script", str(script), "--store", "memory",
                         "--ws-lifetime", "1") as slow, connect(slow.ws_url, open_timeout=10) as ws:
         ws.send(json.dumps(create_event(input="go", store=False)))
         first = recv(ws, timeout=10)
         assert first["type"] == "response.created"
-        time.sleep(1.3)  # past the limit, while the ~1.1 s answer is still streaming
+        time.sleep(1.3)  # past the limit, while the ~2.2 s answer is still streaming
         ws.send(json.dumps(create_event(input="late", store=False)))
         events = [first]
         while True:
