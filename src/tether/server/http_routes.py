@@ -16,6 +16,7 @@ from starlette.responses import Response, StreamingResponse
 from ..api.compaction import compact
 from ..api.errors import APIError, invalid, not_found, previous_response_not_found
 from ..api.framing import sse_frame
+from ..api.items import Item
 from ..api.request import CreateRequest, parse_create
 from ..core.metrics import METRICS
 from ..core.responder import Turn, generation_params
@@ -197,25 +198,25 @@ async def cancel_response(state: AppState, owner: str, response_id: str) -> Resp
     return JSON(record.response)
 
 
-async def count_input_tokens(state: AppState, http: Request, owner: str) -> Response:
-    body = await read_json(http, state.config.max_body_bytes)
-    if isinstance(body, dict) and "model" not in body:
-        body = {**body, "model": "tether"}
+async def _counted_context(state: AppState, body: Any, owner: str) -> tuple[list[Item], int]:
+    """The whole context a create body names (stored parent + its input) and its prompt tokens."""
     request = parse_create(body)
     parent = await resolve_parent_from_store(state, request, owner)
     items = await state.engine.resolve_input(request, owner)
     context = (parent.context.to_list() if parent else []) + items
-    tokens = state.backend.count_tokens(context, generation_params(request))
+    return context, state.backend.count_tokens(context, generation_params(request))
+
+
+async def count_input_tokens(state: AppState, http: Request, owner: str) -> Response:
+    body = await read_json(http, state.config.max_body_bytes)
+    if isinstance(body, dict) and "model" not in body:
+        body = {**body, "model": "tether"}  # `model` is optional on this endpoint
+    _, tokens = await _counted_context(state, body, owner)
     return JSON({"object": "response.input_tokens", "input_tokens": tokens})
 
 
 async def compact_conversation(state: AppState, http: Request, owner: str) -> Response:
-    body = await read_json(http, state.config.max_body_bytes)
-    request = parse_create(body)
-    parent = await resolve_parent_from_store(state, request, owner)
-    items = await state.engine.resolve_input(request, owner)
-    context = (parent.context.to_list() if parent else []) + items
-    tokens = state.backend.count_tokens(context, generation_params(request))
+    context, tokens = await _counted_context(state, await read_json(http, state.config.max_body_bytes), owner)
     return JSON(compact(context, tokens))
 
 
