@@ -127,4 +127,5 @@ class ResponseBook:
         head = links[0]
         # A hydrated parent needs only its id, output and store flag; the full object stays in the store.
         response = {"id": head.id, "object": "response", "status": head.status, "output": head.output, "store": True}
-        return ResponseState(response, head.input_items, context, owner)
+        nbytes = sum(link.nbytes for link in links)
+        return ResponseState(response, head.input_items, context, owner, nbytes=nbytes)

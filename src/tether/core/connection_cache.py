@@ -10,18 +10,10 @@ from __future__ import annotations
 
 from collections import OrderedDict
 
-import orjson
-
 from .metrics import METRICS
 from .state import ResponseState
 
 LaneKey = str | None
-
-
-def state_bytes(state: ResponseState, parent_bytes: int) -> int:
-    """Approximate memory of a state: its parent's plus the JSON size of what this turn added."""
-    added = orjson.dumps([state.input_items, state.response.get("output", [])])
-    return parent_bytes + len(added)
 
 
 class CacheBudget:
@@ -57,7 +49,6 @@ class ConnectionCache:
         self.budget = budget
         self.latest: OrderedDict[LaneKey, ResponseState] = OrderedDict()
         self.by_id: dict[str, ResponseState] = {}
-        self.sizes: dict[str, int] = {}
         self.total = 0
 
     def get(self, response_id: str) -> ResponseState | None:
@@ -70,17 +61,13 @@ class ConnectionCache:
             METRICS.cache_misses.inc()
         return state
 
-    def size_of(self, response_id: str) -> int:
-        return self.sizes.get(response_id, 0)
-
-    def put(self, lane: LaneKey, state: ResponseState, nbytes: int) -> None:
+    def put(self, lane: LaneKey, state: ResponseState) -> None:
         """Make `state` the lane's latest, replacing the previous one, then keep within bounds."""
         self.evict_lane(lane, reason=None)
         state.lane = lane
         self.latest[lane] = state
         self.by_id[state.id] = state
-        self.sizes[state.id] = nbytes
-        self._add_bytes(nbytes)
+        self._add_bytes(state.nbytes)
         self.budget.touch(self, lane)
         for other in list(self.latest):
             if self.total <= self.max_bytes:
@@ -99,7 +86,7 @@ class ConnectionCache:
         if state is None:
             return
         self.by_id.pop(state.id, None)
-        self._add_bytes(-self.sizes.pop(state.id, 0))
+        self._add_bytes(-state.nbytes)
         self.budget.forget(self, lane)
         if reason is not None:
             METRICS.cache_evictions.labels(reason=reason).inc()

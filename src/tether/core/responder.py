@@ -14,6 +14,8 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
+
 from ..api.errors import invalid
 from ..api.events import EventSequencer
 from ..api.ids import new_id
@@ -55,6 +57,7 @@ class Turn:
     session_items: list[Item]  # what the session has not seen yet
     received_at: float
     transport: str
+    parent_bytes: int = 0
     snapshot: dict[str, Any] = field(default_factory=dict)
     result: ResponseState | None = None
     model_seconds: float = 0.0
@@ -143,6 +146,7 @@ class TurnEngine:
             session_items=session_items,
             received_at=received,
             transport=transport,
+            parent_bytes=parent.nbytes if parent is not None else 0,
         )
 
     async def run(self, turn: Turn) -> AsyncIterator[Event]:
@@ -242,8 +246,11 @@ class TurnEngine:
         yield seq.lifecycle("response.incomplete" if truncated else "response.completed", turn.snapshot)
 
     def _after_terminal(self, turn: Turn) -> None:
-        """Runs once the client has the terminal event: persist and count, off the client's path."""
+        """Runs once the client has the terminal event: size the cached state, persist, count."""
         status = turn.status
+        if turn.result is not None:
+            added = orjson.dumps([turn.input_items, turn.result.response.get("output") or []])
+            turn.result.nbytes = turn.parent_bytes + len(added)
         if turn.request.store and status in ("completed", "incomplete", "failed", "cancelled"):
             self.book.persist_later(StoredResponse(turn.snapshot, turn.input_items, turn.owner))
         METRICS.responses.labels(status=status, transport=turn.transport).inc()

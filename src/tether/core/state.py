@@ -21,6 +21,8 @@ class ResponseState:
     owner: str
     session: BackendSession | None = None
     lane: str | None = None
+    #: approximate memory of the whole context (JSON bytes), for the connection caches' bounds
+    nbytes: int = 0
 
     @property
     def id(self) -> str:

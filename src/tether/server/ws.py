@@ -21,7 +21,7 @@ from ..api.errors import APIError, invalid, previous_response_not_found, server_
 from ..api.events import steer_failed
 from ..api.framing import dumps_text
 from ..api.request import CreateRequest, parse_create, validate_stream_id
-from ..core.connection_cache import CacheBudget, ConnectionCache, LaneKey, state_bytes
+from ..core.connection_cache import CacheBudget, ConnectionCache, LaneKey
 from ..core.metrics import METRICS
 from ..core.state import ResponseState
 from .responses import error_response
@@ -190,19 +190,19 @@ class WebSocketConnection:
             if parent is not None and parent.lane == lane.key:
                 self.cache.evict(previous_id, reason="failed_continuation")
 
-    async def _resolve_parent(self, request: CreateRequest, lane: Lane) -> tuple[ResponseState | None, bool, int]:
-        """(parent, is_fork, parent_bytes): connection cache first, then the store."""
+    async def _resolve_parent(self, request: CreateRequest, lane: Lane) -> tuple[ResponseState | None, bool]:
+        """(parent, is_fork): connection cache first, then the store."""
         previous = request.previous_response_id
         if previous is None:
-            return None, False, 0
+            return None, False
         cached = self.cache.get(previous)
         if cached is not None:
-            return cached, cached.lane != lane.key, self.cache.size_of(previous)
+            return cached, cached.lane != lane.key
         parent = await self.state.book.hydrate(previous, self.owner)
         if parent is None:
             raise previous_response_not_found(previous)
         METRICS.store_hydrations.labels(transport="ws").inc()
-        return parent, False, len(orjson.dumps(parent.context.to_list()))
+        return parent, False
 
     async def _run_create(self, lane: Lane, body: dict[str, Any], received: float) -> None:
         engine = self.state.engine
@@ -210,7 +210,7 @@ class WebSocketConnection:
             request = parse_create(body, websocket=True)
             if request.background:
                 raise invalid("Background responses are not supported in WebSocket mode.", "background")
-            parent, fork, parent_bytes = await self._resolve_parent(request, lane)
+            parent, fork = await self._resolve_parent(request, lane)
             turn = await engine.prepare(request, self.owner, parent, fork=fork, transport="ws", received_at=received)
         except APIError as exc:
             self._evict_same_lane_parent(lane, body.get("previous_response_id"))
@@ -224,7 +224,7 @@ class WebSocketConnection:
             if not fork:
                 self._evict_same_lane_parent(lane, request.previous_response_id)
             return
-        self.cache.put(lane.key, result, state_bytes(result, parent_bytes))
+        self.cache.put(lane.key, result)
 
     # -- lifetime -----------------------------------------------------------------------------
     async def _lifetime_limit(self) -> None:

@@ -7,6 +7,8 @@ import abc
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
+
 from ..api.items import Item
 
 
@@ -35,13 +37,16 @@ class ChainLink:
     status: str
     input_items: list[Item]
     output: list[Item]
+    #: JSON size of the input and output items: what holding this link in memory roughly costs
+    nbytes: int
 
     @staticmethod
     def of(record: StoredResponse) -> ChainLink:
         response = record.response
+        output = list(response.get("output") or [])
+        nbytes = len(orjson.dumps(record.input_items)) + len(orjson.dumps(output))
         return ChainLink(
-            record.id, record.previous_response_id, str(response.get("status")), record.input_items,
-            list(response.get("output") or []),
+            record.id, record.previous_response_id, str(response.get("status")), record.input_items, output, nbytes
         )
 
 

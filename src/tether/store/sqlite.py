@@ -125,7 +125,8 @@ class SQLiteStore(ResponseStore):
         if not rows or rows[-1][1] is not None:
             return None  # the head, or some ancestor, is missing (or another owner's)
         return [
-            ChainLink(row[0], row[1], row[2], orjson.loads(row[3]), orjson.loads(row[4])) for row in rows
+            ChainLink(row[0], row[1], row[2], orjson.loads(row[3]), orjson.loads(row[4]), len(row[3]) + len(row[4]))
+            for row in rows
         ]
 
     def _delete_sync(self, response_id: str, owner: str) -> bool:
