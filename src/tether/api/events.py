@@ -10,6 +10,9 @@ from typing import Any
 
 from .items import Item
 
+#: the events after which a client has its answer: the response's end, or a request-level error
+TERMINAL_EVENT_TYPES = frozenset({"response.completed", "response.failed", "response.incomplete", "error"})
+
 
 class EventSequencer:
     """Makes the events of one response, with `sequence_number` from 0 and `stream_id` on named lanes."""

@@ -15,7 +15,7 @@ import httpx
 import orjson
 from websockets.asyncio.client import ClientConnection, connect
 
-TERMINAL = frozenset({"response.completed", "response.failed", "response.incomplete", "error"})
+from ..api.events import TERMINAL_EVENT_TYPES
 
 
 class BenchError(RuntimeError):
@@ -77,7 +77,7 @@ class WebSocketTransport:
         await self.connection.send(payload.decode())
         while True:
             event = orjson.loads(await self.connection.recv())
-            if event.get("type") in TERMINAL:
+            if event.get("type") in TERMINAL_EVENT_TYPES:
                 break
         wait = time.perf_counter() - start
         return TurnResult(_final(event), wait, self.sent - sent, self.received - received, len(payload))
@@ -117,7 +117,7 @@ class HttpSseTransport:
                     if data == b"[DONE]":  # peers (LiteLLM) end the stream with a chat-completions sentinel
                         continue
                     event = orjson.loads(data)
-                    if final is None and event.get("type") in TERMINAL:
+                    if final is None and event.get("type") in TERMINAL_EVENT_TYPES:
                         wait = time.perf_counter() - start
                         final = event
         if final is None:

@@ -13,10 +13,11 @@ from openai.types.responses import ResponseStreamEvent
 from openai.types.responses.responses_server_event import ResponsesServerEvent
 from pydantic import TypeAdapter, ValidationError
 
+from ..api.events import TERMINAL_EVENT_TYPES
+
 WS_EVENTS: TypeAdapter[Any] = TypeAdapter(ResponsesServerEvent)
 SSE_EVENTS: TypeAdapter[Any] = TypeAdapter(ResponseStreamEvent)
 
-TERMINAL = frozenset({"response.completed", "response.failed", "response.incomplete", "error"})
 #: the events that carry model output: the first of them marks the start of "model time"
 DELTA_SUFFIXES = (".delta",)
 
@@ -38,7 +39,7 @@ def parse_event(data: dict[str, Any], *, websocket: bool) -> Any:
 
 
 def is_terminal(kind: str) -> bool:
-    return kind in TERMINAL
+    return kind in TERMINAL_EVENT_TYPES
 
 
 def is_delta(kind: str) -> bool:
