@@ -4,6 +4,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from openai import OpenAI
 
 from .support import RunningServer, running_server, write_script
 
@@ -13,6 +14,12 @@ AGENT_TURNS = [
                     {"name": "get_time", "arguments": {"tz": "CET"}}]},
     {"text": "Paris is sunny and Rome is warm."},
 ]
+
+
+@pytest.fixture
+def client(server: RunningServer) -> OpenAI:
+    """An SDK client for the module's own `server` fixture."""
+    return OpenAI(base_url=server.base_url, api_key="unused")
 
 
 @pytest.fixture

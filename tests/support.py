@@ -147,6 +147,20 @@ TEXT_SEQUENCE = [
 ]
 
 
+# One function call's events (deltas folded); parallel calls repeat it with consecutive output indices.
+FUNCTION_CALL_EVENTS = [
+    "response.output_item.added",
+    "response.function_call_arguments.delta",
+    "response.function_call_arguments.done",
+    "response.output_item.done",
+]
+
+
+def call_sequence(calls: int) -> list[str]:
+    """The reference event order of a response made of `calls` function calls (section 2.5.2)."""
+    return ["response.created", "response.in_progress", *FUNCTION_CALL_EVENTS * calls, "response.completed"]
+
+
 def collapse(types: list[str]) -> list[str]:
     """Event types with runs of repeated deltas folded into one, for comparing against the reference."""
     out: list[str] = []

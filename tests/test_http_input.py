@@ -23,11 +23,6 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
         yield running
 
 
-@pytest.fixture
-def client(server: RunningServer) -> OpenAI:
-    return OpenAI(base_url=server.base_url, api_key="unused")
-
-
 def input_items(client: OpenAI, response_id: str) -> list[dict[str, Any]]:
     return [item.to_dict() for item in client.responses.input_items.list(response_id, order="asc")]
 

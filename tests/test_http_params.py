@@ -22,11 +22,6 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
         yield running
 
 
-@pytest.fixture
-def client(server: RunningServer) -> OpenAI:
-    return OpenAI(base_url=server.base_url, api_key="unused")
-
-
 def create(server: RunningServer, **fields: Any) -> httpx.Response:
     return httpx.post(server.base_url + "/responses", json={"model": "m", "input": "hi", **fields})
 

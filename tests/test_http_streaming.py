@@ -13,6 +13,7 @@ from openai import OpenAI
 from .support import (
     TEXT_SEQUENCE,
     RunningServer,
+    call_sequence,
     check_output_indices,
     check_sequence_numbers,
     collapse,
@@ -34,23 +35,12 @@ TOOLS: list[Any] = [
     {"type": "function", "name": "get_weather", "parameters": {"type": "object", "properties": {}}},
     {"type": "function", "name": "get_time", "parameters": {"type": "object", "properties": {}}},
 ]
-CALL_EVENTS = [
-    "response.output_item.added",
-    "response.function_call_arguments.delta",
-    "response.function_call_arguments.done",
-    "response.output_item.done",
-]
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
     with serve_script(tmp_path_factory.mktemp("sse"), TURNS) as running:
         yield running
-
-
-@pytest.fixture
-def client(server: RunningServer) -> OpenAI:
-    return OpenAI(base_url=server.base_url, api_key="unused")
 
 
 def check_stream(events: list[dict[str, Any]], expected: list[str]) -> None:
@@ -121,7 +111,7 @@ def test_one_function_call_stream(server: RunningServer, client: OpenAI) -> None
     previous = _chain_to_turn(client, 1)
     events = post_sse(server.url, {"model": "m", "input": "and now?", "previous_response_id": previous,
                                    "tools": TOOLS})
-    check_stream(events, ["response.created", "response.in_progress", *CALL_EVENTS, "response.completed"])
+    check_stream(events, call_sequence(1))
     added = events[2]["item"]
     assert added["type"] == "function_call" and added["status"] == "in_progress" and added["arguments"] == ""
     assert added["name"] == "get_weather" and added["call_id"].startswith("call_")
@@ -142,7 +132,7 @@ def test_parallel_function_calls_stream(client: OpenAI) -> None:
         for event in client.responses.create(model="m", input="more", previous_response_id=previous, tools=TOOLS,
                                              stream=True)
     ]
-    check_stream(events, ["response.created", "response.in_progress", *CALL_EVENTS * 3, "response.completed"])
+    check_stream(events, call_sequence(3))
     output = events[-1]["response"]["output"]
     assert [item["name"] for item in output] == ["get_weather", "get_time", "get_weather"]
     assert [json.loads(item["arguments"]) for item in output] == [c["arguments"] for c in TURNS[2]["tool_calls"]]

@@ -19,11 +19,6 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
         yield running
 
 
-@pytest.fixture
-def client(server: RunningServer) -> OpenAI:
-    return OpenAI(base_url=server.base_url, api_key="unused")
-
-
 def test_input_tokens_counts_and_grows(server: RunningServer, client: OpenAI) -> None:
     raw = httpx.post(server.base_url + "/responses/input_tokens", json={"model": "m", "input": "hello there"})
     assert raw.status_code == 200

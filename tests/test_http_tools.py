@@ -33,11 +33,6 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
         yield running
 
 
-@pytest.fixture
-def client(server: RunningServer) -> OpenAI:
-    return OpenAI(base_url=server.base_url, api_key="unused")
-
-
 def test_function_tools(client: OpenAI) -> None:
     tools: list[Any] = [GET_WEATHER, APPLY_PATCH_FUNCTION, LOOKUP]
     response = client.responses.create(model="m", input="go", tools=tools)

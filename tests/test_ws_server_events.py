@@ -11,6 +11,7 @@ from openai import AsyncOpenAI, OpenAI
 from .support import (
     TEXT_SEQUENCE,
     RunningServer,
+    call_sequence,
     check_output_indices,
     check_sequence_numbers,
     collapse,
@@ -24,19 +25,7 @@ TURNS = [
     {"tool_calls": [{"name": "lookup", "arguments": {"q": "a"}}, {"name": "lookup", "arguments": {"q": "b"}}]},
     {"text": "all looked up, here is a somewhat longer answer"},
 ]
-TOOL_SEQUENCE = [
-    "response.created",
-    "response.in_progress",
-    "response.output_item.added",
-    "response.function_call_arguments.delta",
-    "response.function_call_arguments.done",
-    "response.output_item.done",
-    "response.output_item.added",
-    "response.function_call_arguments.delta",
-    "response.function_call_arguments.done",
-    "response.output_item.done",
-    "response.completed",
-]
+TOOL_SEQUENCE = call_sequence(2)
 
 
 @pytest.fixture(scope="module")
