@@ -5,10 +5,8 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,14 +17,10 @@ from openai.types.responses import ResponseStreamEvent
 from openai.types.responses.responses_server_event import ResponsesServerEvent
 from pydantic import BaseModel, TypeAdapter
 
+from tether.bench.process import free_port, stop, wait_serving
+
 SSE_EVENTS: TypeAdapter[Any] = TypeAdapter(ResponseStreamEvent)
 WS_EVENTS: TypeAdapter[Any] = TypeAdapter(ResponsesServerEvent)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @dataclass
@@ -46,44 +40,31 @@ class RunningServer:
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
 
-    def stop(self, timeout: float = 20.0) -> int:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(5)
+    def stop(self) -> int:
+        stop(self.process)
         return int(self.process.returncode)
 
 
 def start_server(tmp_path: Path, *args: str, wait_s: float = 60.0, env: dict[str, str] | None = None) -> RunningServer:
-    """`tether serve` in a subprocess on a free port; returns once `/health` answers."""
+    """`tether serve` in a subprocess on a free port; returns once `/health` answers (a 401 counts)."""
     port = free_port()
     log_path = tmp_path / f"server-{port}.log"
-    log_file = log_path.open("w")
     full_env = {**os.environ, "TETHER_DATA_DIR": str(tmp_path / "data"), **(env or {})}
-    process = subprocess.Popen(
-        [sys.executable, "-m", "tether.cli", "serve", "--port", str(port), *args],
-        stdout=log_file,
-        stderr=subprocess.STDOUT,
-        text=True,
-        env=full_env,
-    )
+    with log_path.open("w") as log_file:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "tether.cli", "serve", "--port", str(port), *args],
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+            text=True,
+            env=full_env,
+        )
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + wait_s
-    headers = {}
-    if "--api-key" in args:
-        headers["Authorization"] = f"Bearer {args[list(args).index('--api-key') + 1]}"
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"server exited early:\n{log_path.read_text()}")
-        with contextlib.suppress(httpx.HTTPError):
-            if httpx.get(url + "/health", headers=headers, timeout=1.0).status_code == 200:
-                return RunningServer(url, process, log_path)
-        time.sleep(0.1)
-    process.kill()
-    raise RuntimeError(f"server did not start:\n{log_path.read_text()}")
+    try:
+        wait_serving(process, url + "/health", log_path, wait_s, any_status=True)
+    except RuntimeError:
+        stop(process)
+        raise
+    return RunningServer(url, process, log_path)
 
 
 @contextlib.contextmanager

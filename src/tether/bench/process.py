@@ -9,6 +9,7 @@ import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -19,7 +20,7 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def stop(process: subprocess.Popen[bytes]) -> None:
+def stop(process: subprocess.Popen[Any]) -> None:
     """SIGTERM, then SIGKILL if it does not exit within 20 s."""
     if process.poll() is not None:
         return
@@ -32,7 +33,7 @@ def stop(process: subprocess.Popen[bytes]) -> None:
 
 
 def wait_serving(
-    process: subprocess.Popen[bytes], ready_url: str, log_path: Path, wait_s: float, *, any_status: bool = False
+    process: subprocess.Popen[Any], ready_url: str, log_path: Path, wait_s: float, *, any_status: bool = False
 ) -> None:
     """Until `ready_url` answers 200 (or anything at all, with `any_status`: a 401 also means serving)."""
     deadline = time.monotonic() + wait_s
@@ -57,7 +58,7 @@ def serving_process(
     env: dict[str, str] | None = None,
     cwd: Path | None = None,
     any_status: bool = False,
-) -> Iterator[subprocess.Popen[bytes]]:
+) -> Iterator[subprocess.Popen[Any]]:
     """Runs `command` (output to `log_path`) from the moment it serves `ready_url` until the block ends."""
     with log_path.open("wb") as log:
         process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=cwd)
