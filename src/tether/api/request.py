@@ -236,6 +236,11 @@ def parse_create(body: Any, *, websocket: bool = False) -> CreateRequest:
         stream_id = validate_stream_id(stream_id)
     store = _opt_bool(body, "store", True)
     background = _opt_bool(body, "background", False)
+    generate = _opt_bool(body, "generate", True)
+    if websocket and background:
+        raise invalid("Background responses are not supported in WebSocket mode.", "background")
+    if not websocket and not generate:
+        raise invalid("'generate: false' (warm-up) is only supported in WebSocket mode.", "generate")
     if background and not store:
         raise invalid("Background responses require 'store' to be true.", "background")
     previous = _opt_str(body, "previous_response_id")
@@ -272,7 +277,7 @@ def parse_create(body: Any, *, websocket: bool = False) -> CreateRequest:
         service_tier=service_tier,
         user=_opt_str(body, "user"),
         include_obfuscation=bool((stream_options or {}).get("include_obfuscation", True)),
-        generate=_opt_bool(body, "generate", True),
+        generate=generate,
         stream_id=stream_id,
     )
     if request.tool_choice.mode == "required" and not request.offered_tools:

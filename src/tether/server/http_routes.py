@@ -69,8 +69,6 @@ async def create_response(state: AppState, http: Request, owner: str) -> Respons
     received = time.perf_counter()
     body = await read_json(http, state.config.max_body_bytes)
     request = parse_create(body)
-    if not request.generate:
-        raise invalid("'generate: false' (warm-up) is only supported in WebSocket mode.", "generate")
     parent = await resolve_parent_from_store(state, request, owner)
     turn = await state.engine.prepare(request, owner, parent, transport="http", received_at=received)
     if request.background:

@@ -208,8 +208,6 @@ class WebSocketConnection:
         engine = self.state.engine
         try:
             request = parse_create(body, websocket=True)
-            if request.background:
-                raise invalid("Background responses are not supported in WebSocket mode.", "background")
             parent, fork = await self._resolve_parent(request, lane)
             turn = await engine.prepare(request, self.owner, parent, fork=fork, transport="ws", received_at=received)
         except APIError as exc:
