@@ -11,8 +11,8 @@ import time
 import uvicorn
 
 from ..backends.factory import make_backend
-from ..server.app import create_app
 from ..server.config import ServerConfig
+from ..server.run import uvicorn_config
 from ..server.state import AppState
 from ..store import open_store
 
@@ -28,10 +28,7 @@ class EmbeddedServer:
         self.port = int(self.sock.getsockname()[1])
         config = ServerConfig(host="127.0.0.1", port=self.port, websocket=websocket)
         state = AppState.build(config, self.backend, open_store("memory"))
-        self.server = uvicorn.Server(uvicorn.Config(
-            create_app(state), host="127.0.0.1", port=self.port, ws="websockets-sansio",
-            ws_max_size=64 * 1024 * 1024, ws_per_message_deflate=True, log_level="warning", lifespan="on",
-        ))
+        self.server = uvicorn.Server(uvicorn_config(state))
         self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.sock]},
                                        name="tether-embedded", daemon=True)
 

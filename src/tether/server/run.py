@@ -60,9 +60,15 @@ def serve(config: ServerConfig, backend: Backend, store: ResponseStore, log_leve
             flush=True,
         )
     state = AppState.build(config, backend, store)
-    app = create_app(state)
-    uv_config = uvicorn.Config(
-        app,
+    TetherServer(uvicorn_config(state, log_level), state).run()
+
+
+def uvicorn_config(state: AppState, log_level: str = "warning") -> uvicorn.Config:
+    """uvicorn for tether: the sans-I/O websockets implementation (denial responses before the 101,
+    permessage-deflate) and frames up to 64 MiB, as Codex's client allows."""
+    config = state.config
+    return uvicorn.Config(
+        create_app(state),
         host=config.host,
         port=config.port,
         ws="websockets-sansio",
@@ -72,6 +78,5 @@ def serve(config: ServerConfig, backend: Backend, store: ResponseStore, log_leve
         timeout_graceful_shutdown=int(config.shutdown_grace_seconds) + 5,
         lifespan="on",
     )
-    TetherServer(uv_config, state).run()
 
 
