@@ -13,6 +13,7 @@ pytest.importorskip("llama_cpp")
 from tether.api.items import normalize_input
 from tether.api.tools import OfferedTool
 from tether.backends.base import Finished, GenerationParams, TextDelta, ToolCallDelta
+from tether.backends.llamacpp.chat_format import ChatTemplate, PromptRenderer
 from tether.backends.llamacpp.grammar import tool_call_grammar
 from tether.backends.llamacpp.kv_store import KVStore, ParkedState, common_prefix
 from tether.backends.llamacpp.tool_calls import ToolCallScanner, call_block
@@ -103,3 +104,29 @@ async def test_abandoned_turn_stops_the_engine() -> None:
         assert stats["cancelled"] == 1 and stats["generated_tokens"] < 100
     finally:
         await backend.aclose()
+
+
+TOOL_TEMPLATE = (
+    "{% for t in tools or [] %}[tool {{ t.function.name }}]{% endfor %}"
+    "{% for m in messages %}<{{ m.role }}>{{ m.content }}"
+    "{% for c in m.tool_calls or [] %}[call {{ c.function.name }} city={{ c.function.arguments.city }}]{% endfor %}"
+    "{% if m.tool_call_id %}[for {{ m.tool_call_id }}]{% endif %}</{{ m.role }}>{% endfor %}"
+    "{% if add_generation_prompt %}<assistant>{% endif %}"
+)
+
+
+def test_tool_aware_template_gets_calls_results_and_tools() -> None:
+    renderer = PromptRenderer(ChatTemplate(TOOL_TEMPLATE))
+    weather = OfferedTool("get_weather", "function", "", {"type": "object"}, False)
+    items = [
+        {"type": "message", "role": "developer", "content": [{"type": "input_text", "text": "Be brief."}]},
+        {"type": "message", "role": "user", "content": [{"type": "input_text", "text": "Weather?"},
+                                                        {"type": "input_image", "image_url": "data:x"}]},
+        {"type": "function_call", "call_id": "call_1", "name": "get_weather", "arguments": '{"city": "Oslo"}'},
+        {"type": "function_call_output", "call_id": "call_1", "output": "rain"},
+    ]
+    text = renderer.render(items, GenerationParams(model="m", instructions="Hi.", tools=(weather,)))
+    assert text == (
+        "[tool get_weather]<system>Hi.</system><system>Be brief.</system><user>Weather?[image]</user>"
+        "<assistant>[call get_weather city=Oslo]</assistant><tool>rain[for call_1]</tool><assistant>"
+    )

@@ -18,6 +18,7 @@ from jinja2.sandbox import ImmutableSandboxedEnvironment
 from ...api.items import Item, item_text
 from ...api.tools import OfferedTool
 from ..base import GenerationParams
+from ..chat_render import chat_tools, render_items
 from .tool_calls import CALL_CLOSE, CALL_OPEN, call_block
 
 CHATML = (
@@ -85,9 +86,12 @@ class PromptRenderer:
         if params.tools and not native:
             system.append(tool_prompt(params.tools))
         messages: list[Message] = [{"role": "system", "content": "\n\n".join(system)}] if system else []
-        for item in items:
-            (self._native if native else self._inline)(messages, item)
-        tools = [_tool_spec(tool) for tool in params.tools] if native and params.tools else None
+        if native:
+            _template_messages(messages, items)
+        else:
+            for item in items:
+                self._inline(messages, item)
+        tools = chat_tools(params.tools) if native and params.tools else None
         return self.template.render(messages, tools)
 
     @staticmethod
@@ -119,37 +123,26 @@ class PromptRenderer:
             else:
                 messages.append({"role": "user", "content": result})
 
-    def _native(self, messages: list[Message], item: Item) -> None:
-        """Calls as `tool_calls`, results as `tool` messages (templates that know tools)."""
-        kind = item.get("type")
-        if self._common(messages, item):
-            return
-        if kind in ("function_call", "custom_tool_call"):
-            arguments: Any = _call_arguments(item)
+
+def _template_messages(messages: list[Message], items: Sequence[Item]) -> None:
+    """Templates that know tools take the chat-completions form (the upstream backend's own mapping),
+    with plain-text content and call arguments as objects, which is what such templates iterate."""
+    start = len(messages)
+    render_items(messages, items)
+    for message in messages[start:]:
+        content = message.get("content")
+        if isinstance(content, list):
+            message["content"] = "".join(p.get("text", "[image]") for p in content)
+        elif content is None:
+            message["content"] = ""
+        for call in message.get("tool_calls") or []:
             try:
-                arguments = json.loads(arguments)
+                call["function"] = {**call["function"], "arguments": json.loads(call["function"]["arguments"])}
             except ValueError:
                 pass
-            call = {"id": item.get("call_id"), "type": "function",
-                    "function": {"name": item.get("name"), "arguments": arguments}}
-            last = messages[-1] if messages else None
-            if last is not None and last["role"] == "assistant":
-                last.setdefault("tool_calls", []).append(call)
-            else:
-                messages.append({"role": "assistant", "content": "", "tool_calls": [call]})
-        elif kind in ("function_call_output", "custom_tool_call_output"):
-            messages.append({"role": "tool", "content": item_text(item), "tool_call_id": item.get("call_id")})
 
 
 def _call_arguments(item: Item) -> str:
     if item.get("type") == "custom_tool_call":
         return json.dumps(str(item.get("input", "")), ensure_ascii=False)
     return str(item.get("arguments") or "{}")
-
-
-def _tool_spec(tool: OfferedTool) -> dict[str, Any]:
-    parameters = tool.parameters or {"type": "object", "properties": {}}
-    if tool.kind == "custom":
-        parameters = {"type": "object", "properties": {"input": {"type": "string"}}}
-    return {"type": "function", "function": {"name": tool.name, "description": tool.description,
-                                             "parameters": parameters}}
