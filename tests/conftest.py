@@ -6,6 +6,7 @@ from pathlib import Path
 import pytest
 from openai import OpenAI
 
+from .pg_support import postgres  # noqa: F401 - the session's PostgreSQL server, for any test that asks
 from .support import RunningServer, running_server, write_script
 
 AGENT_TURNS = [
@@ -28,3 +29,4 @@ def scripted_server(tmp_path: Path) -> Iterator[RunningServer]:
     script = write_script(tmp_path, AGENT_TURNS)
     with running_server(tmp_path, "--backend", "scripted", "--script", str(script)) as server:
         yield server
+

@@ -1,16 +1,20 @@
 """A real loopback HTTP server playing an OpenAI-compatible chat-completions upstream, for tests.
 
 It answers `POST /v1/chat/completions` with scripted replies, first in first out (streamed as SSE in
-chunked encoding, or an HTTP error), records every request it receives, and lists one model at
-`GET /v1/models`. A reply can also cut the connection mid-stream, as a crashing engine would.
+chunked encoding, or an HTTP error), records every request it receives, lists one model at
+`GET /v1/models` and answers `GET /health`. A reply can also misbehave as engines do: cut the
+connection mid-stream (a crash), hang before its headers, before its first event or between two
+events, or close the connection without answering at all (what a kept-alive connection the engine
+had already closed does to the request sent on it). `stop()` also closes every open connection, as a
+killed process would. `BlackholeListener` accepts no connection at all (a connect timeout).
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import socket
 import threading
-import time
 from collections import deque
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -28,6 +32,10 @@ class Reply:
     done: bool = True  # end with `data: [DONE]`
     completion: dict[str, Any] | None = None  # answer with this JSON object, as a server that ignores `stream`
     stall: float = 0.0  # seconds to wait before answering (a hung engine, for timeouts)
+    stall_after_headers: float = 0.0  # seconds between the headers and the first event
+    stall_after: int | None = None  # with `stall_mid`: pause after this many events
+    stall_mid: float = 0.0  # seconds of silence in the middle of the stream
+    unanswered: bool = False  # read the request, then close the connection without a byte
 
 
 @dataclass
@@ -96,7 +104,11 @@ class FakeUpstream:
     def __init__(self) -> None:
         self.replies: deque[Reply] = deque()
         self.requests: list[Received] = []
+        self.health_status = 200  # what `GET /health` answers (404: "no such endpoint")
+        self.health_checks = 0
         self._lock = threading.Lock()
+        self._connections: set[socket.socket] = set()
+        self._release = threading.Event()  # ends every stall at once (reset, stop)
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
         self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever, name="fake-upstream", daemon=True)
@@ -110,8 +122,15 @@ class FakeUpstream:
         return self
 
     def stop(self) -> None:
+        """Stop listening and close every open connection: from outside, a killed engine."""
+        self._release.set()
         self._server.shutdown()
         self._server.server_close()
+        with self._lock:
+            connections = list(self._connections)
+        for connection in connections:
+            with contextlib.suppress(OSError):
+                connection.shutdown(socket.SHUT_RDWR)
 
     def script(self, *replies: Reply) -> None:
         with self._lock:
@@ -121,6 +140,13 @@ class FakeUpstream:
         with self._lock:
             self.replies.clear()
             self.requests.clear()
+            self.health_status = 200
+            self._release.set()
+            self._release = threading.Event()
+
+    def stall(self, seconds: float) -> None:
+        """Wait (a hung engine) until `seconds` pass or the fake is reset or stopped."""
+        self._release.wait(seconds)
 
     def _next(self, received: Received) -> Reply:
         with self._lock:
@@ -145,8 +171,22 @@ def _handler(fake: FakeUpstream) -> type[BaseHTTPRequestHandler]:
             self.end_headers()
             self.wfile.write(body)
 
+        def setup(self) -> None:
+            super().setup()
+            with fake._lock:
+                fake._connections.add(self.connection)
+
+        def finish(self) -> None:
+            with fake._lock:
+                fake._connections.discard(self.connection)
+            with contextlib.suppress(OSError):
+                super().finish()
+
         def do_GET(self) -> None:
-            if self.path == "/v1/models":
+            if self.path == "/health":
+                fake.health_checks += 1
+                self._json(fake.health_status, {"status": "ok" if fake.health_status == 200 else "unavailable"})
+            elif self.path == "/v1/models":
                 self._json(200, {"object": "list", "data": [{"id": MODEL, "object": "model", "owned_by": "fake"}]})
             else:
                 self._json(404, {"error": {"message": f"no route {self.path}"}})
@@ -157,8 +197,12 @@ def _handler(fake: FakeUpstream) -> type[BaseHTTPRequestHandler]:
                 self._json(404, {"error": {"message": f"no route {self.path}"}})
                 return
             reply = fake._next(Received(self.path, dict(self.headers.items()), body, self.client_address[1]))
+            if reply.unanswered:
+                self.close_connection = True
+                self.connection.shutdown(socket.SHUT_RDWR)  # the request was read: a clean close, no reset
+                return
             if reply.stall:
-                time.sleep(reply.stall)
+                fake.stall(reply.stall)
             try:
                 self._reply(reply)
             except (BrokenPipeError, ConnectionResetError):
@@ -175,7 +219,12 @@ def _handler(fake: FakeUpstream) -> type[BaseHTTPRequestHandler]:
             self.send_header("Content-Type", "text/event-stream")
             self.send_header("Transfer-Encoding", "chunked")
             self.end_headers()
+            self.wfile.flush()
+            if reply.stall_after_headers:
+                fake.stall(reply.stall_after_headers)
             for sent, event in enumerate(reply.events):
+                if sent == reply.stall_after:
+                    fake.stall(reply.stall_mid)
                 if reply.die_after is not None and sent == reply.die_after:
                     self.wfile.flush()
                     self.connection.shutdown(socket.SHUT_RDWR)
@@ -192,3 +241,28 @@ def _handler(fake: FakeUpstream) -> type[BaseHTTPRequestHandler]:
             self.wfile.flush()
 
     return Handler
+
+
+class BlackholeListener:
+    """A loopback port that never completes a connection: its accept queue is full, so the kernel
+    drops every new connection attempt and the client waits out its connect timeout."""
+
+    def __init__(self) -> None:
+        self._server = socket.socket()
+        self._server.bind(("127.0.0.1", 0))
+        self._server.listen(0)
+        self._fillers: list[socket.socket] = []
+        for _ in range(4):  # more than a backlog of 0 admits
+            filler = socket.socket()
+            filler.setblocking(False)
+            with contextlib.suppress(BlockingIOError):
+                filler.connect(self._server.getsockname())
+            self._fillers.append(filler)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self._server.getsockname()[1]}"
+
+    def close(self) -> None:
+        for sock in (*self._fillers, self._server):
+            sock.close()

@@ -17,6 +17,7 @@ from openai.types.responses import ResponseStreamEvent
 from openai.types.responses.responses_server_event import ResponsesServerEvent
 from pydantic import BaseModel, TypeAdapter
 
+from tether.api.sse import SSEDecoder
 from tether.bench.process import free_port, stop, wait_serving
 
 SSE_EVENTS: TypeAdapter[Any] = TypeAdapter(ResponseStreamEvent)
@@ -216,20 +217,18 @@ def assert_error(
 
 def sse_lines_to_events(lines: Iterator[str]) -> list[dict[str, Any]]:
     """Parse SSE lines (`event: T` / `data: JSON` / blank) into event dicts; the names must match the types."""
+    decoder = SSEDecoder()
     events: list[dict[str, Any]] = []
-    name: str | None = None
     for line in lines:
-        if line.startswith("event: "):
-            name = line.removeprefix("event: ")
-        elif line.startswith("data: "):
-            data = line.removeprefix("data: ")
-            assert data != "[DONE]", "Responses SSE has no [DONE] sentinel"
-            event = json.loads(data)
-            assert name == event["type"], (name, event["type"])
+        # tether writes exactly these three kinds of line; the decoder would accept more
+        assert line == "" or line.startswith(("event: ", "data: ")), line
+        sse = decoder.feed_line(line)
+        if sse is not None:
+            assert sse.data != "[DONE]", "Responses SSE has no [DONE] sentinel"
+            event = json.loads(sse.data)
+            assert sse.event == event["type"], (sse.event, event["type"])
             events.append(event)
-            name = None
-        else:
-            assert line == "", line
+    assert decoder.close() == [], "the stream ended inside an event"
     return events
 
 

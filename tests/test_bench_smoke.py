@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-MODES = {"ws_cached", "http_stored", "http_full"}
+MODES = {"ws_cached", "ws_plain", "http_stored", "http_full"}
 
 
 def test_turn_cost_smoke(tmp_path: Path) -> None:

@@ -1,7 +1,8 @@
 """Codex CLI (from npm) as a real WebSocket-mode client of tether: warm-up, a tool call, its output, an answer.
 
-Codex is installed once into `.test-cache/codex` under the repository root (ignored by git). The server runs
-the scripted backend: its first model turn calls `exec_command` to create a file, its second answers in text.
+Codex (the pinned version) is installed once into `.test-cache/codex-<version>` under the repository root
+(ignored by git). The server runs the scripted backend: its first model turn calls `exec_command` to create a
+file, its second answers in text.
 Codex talks to tether directly; an ASGI recorder, loaded into the server process through `sitecustomize`,
 writes every upgrade, HTTP request and WebSocket text frame to a JSONL file so the test can read the
 conversation as the server saw it.
@@ -18,15 +19,19 @@ from typing import Any
 
 import pytest
 
+from tether.api.client_metadata import TURN_METADATA_KEY, TURN_STATE_KEY, parse_client_metadata
+from tether.server.config import ServerConfig
+from tether.server.ws_handshake import MAX_MESSAGE_BYTES_HEADER, max_message_bytes
+
 from .readme_codex import readme_codex_config
 from .support import RunningServer, running_server, validate_ws_event, write_script
 from .ws_support import metric
 
 pytestmark = pytest.mark.codex
 
-CODEX_VERSION = "0.169.0"
+CODEX_VERSION = "0.171.0"
 REPO = Path(__file__).resolve().parent.parent
-CODEX_DIR = REPO / ".test-cache" / "codex"
+CODEX_DIR = REPO / ".test-cache" / f"codex-{CODEX_VERSION}"
 CODEX_BIN = CODEX_DIR / "node_modules" / ".bin" / "codex"
 API_KEY = "sk-tether-codex"
 COMMAND = "echo hi > created_by_codex.txt"
@@ -85,6 +90,9 @@ if _LOG:
                 return message
 
             async def recording_send(message):
+                if message["type"] == "websocket.accept":
+                    _record("accept", headers={k.decode("latin-1"): v.decode("latin-1")
+                                               for k, v in message.get("headers") or []})
                 if message["type"] == "websocket.send" and message.get("text") is not None:
                     _record("out", text=message["text"])
                 await send(message)
@@ -167,10 +175,16 @@ def test_codex_exec_runs_a_tool_over_websocket_mode(codex: Path, recorded_server
     assert upgrades[0]["headers"]["authorization"] == f"Bearer {API_KEY}"
     assert "responses_websockets=" in upgrades[0]["headers"].get("openai-beta", "")
     assert not [f for f in frames if f["kind"] == "http" and f["path"].startswith("/v1/responses")], frames
+    # The 101 announces the message-size limit the server enforces (tether serve's default).
+    [accept] = [f for f in frames if f["kind"] == "accept"]
+    assert accept["headers"][MAX_MESSAGE_BYTES_HEADER] == str(max_message_bytes(ServerConfig())), accept
     creates = [json.loads(f["text"]) for f in frames if f["kind"] == "in"]
     events = [json.loads(f["text"]) for f in frames if f["kind"] == "out"]
+    # `response.metadata` is Codex's extension (not in the SDK's event union); everything else is strict.
+    turn_states = [e for e in events if e["type"] == "response.metadata"]
     for event in events:
-        validate_ws_event(event)
+        if event["type"] != "response.metadata":
+            validate_ws_event(event)
     assert all(c["type"] == "response.create" for c in creates), creates
     assert not [e for e in events if e["type"] == "error"], events
     finished = [e["response"] for e in events if e["type"] == "response.completed"]
@@ -193,6 +207,25 @@ def test_codex_exec_runs_a_tool_over_websocket_mode(codex: Path, recorded_server
     assert "exited with code 0" in str(outputs[0]["output"])
     assert not [item for item in last["input"] if item.get("type") == "function_call"]  # not re-sent
     assert finished[-1]["output"][-1]["content"][0]["text"] == ANSWER
+
+    # Per-turn metadata comes in each create's body: the warm-up belongs to no turn yet, the rest to one turn.
+    blobs = [json.loads(c["client_metadata"][TURN_METADATA_KEY]) for c in creates]
+    assert blobs[0]["request_kind"] == "prewarm" and creates[0]["client_metadata"]["turn_id"] == ""
+    turn_id = creates[1]["client_metadata"]["turn_id"]
+    assert turn_id and all(c["client_metadata"]["turn_id"] == turn_id for c in creates[1:])
+    assert all(blob["request_kind"] == "turn" and blob["turn_id"] == turn_id for blob in blobs[1:])
+    metadata = [parse_client_metadata(c["client_metadata"]) for c in creates]
+    assert [m.turn_id for m in metadata] == [None] + [turn_id] * (len(creates) - 1)
+    # tether answers each request of the turn with its turn state, before the response's events; Codex
+    # replays the first one on the turn's follow-ups.
+    assert len(turn_states) == len(creates) - 1
+    for announced in turn_states:
+        following = events[events.index(announced) + 1]
+        assert following["type"] == "response.created" and "sequence_number" not in announced, events
+    state = turn_states[0]["headers"][TURN_STATE_KEY]
+    assert TURN_STATE_KEY not in creates[1]["client_metadata"]
+    assert all(c["client_metadata"][TURN_STATE_KEY] == state for c in creates[2:])
+    assert all(e["headers"][TURN_STATE_KEY] == state for e in turn_states)
 
     # The incremental turns hit the connection cache; everything went over WebSocket mode.
     assert metric(server, "tether_ws_cache_hits_total", api_key=API_KEY) >= len(creates) - 1

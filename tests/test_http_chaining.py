@@ -1,5 +1,6 @@
 """Chaining over HTTP with `previous_response_id`: each turn's context is exactly the parent's context,
-the parent's output and the new input; instructions never carry over; unknown parents are refused."""
+the parent's output and the new input; instructions never carry over; unknown parents are refused.
+The module runs on each store: memory, SQLite and PostgreSQL (a chain hydrated in one query)."""
 
 from __future__ import annotations
 
@@ -12,15 +13,18 @@ from openai import BadRequestError, OpenAI
 
 from tether.backends.tokens import approx_tokens, item_tokens
 
+from .store_support import STORED_KINDS, store_for
 from .support import RunningServer, assert_error, serve_script
 
 TURNS = [{"text": f"answer number {k}"} for k in range(8)]
 INSTRUCTIONS = "You are a careful assistant that answers in one short sentence."
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
-    with serve_script(tmp_path_factory.mktemp("chain"), TURNS) as running:
+@pytest.fixture(scope="module", params=["memory", *STORED_KINDS])
+def server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
+    directory = tmp_path_factory.mktemp("chain")
+    store = store_for(request.param, request, directory)
+    with serve_script(directory, TURNS, "--store", store.spec) as running:
         yield running
 
 

@@ -1,5 +1,5 @@
-"""Persistence over HTTP: `store: true` responses outlive the server process in SQLite; `store: false`
-responses are never written; delete removes a response for good."""
+"""Persistence over HTTP, on SQLite and on PostgreSQL: `store: true` responses outlive the server process;
+`store: false` responses are never written; delete removes a response for good."""
 
 from __future__ import annotations
 
@@ -10,19 +10,19 @@ import httpx
 import pytest
 from openai import NotFoundError, OpenAI
 
+from .store_support import STORED_KINDS, StoreUnderTest, store_for
 from .support import assert_error, serve_script
 
 TURNS = [{"text": f"stored answer {k}"} for k in range(6)]
 
 
-def db_bytes(path: Path) -> bytes:
-    """The database as it is on disk now, including the write-ahead log."""
-    return b"".join(p.read_bytes() for p in (path, Path(f"{path}-wal"), Path(f"{path}-shm")) if p.exists())
+@pytest.fixture(params=STORED_KINDS)
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> StoreUnderTest:
+    return store_for(request.param, request, tmp_path)
 
 
-def test_stored_chain_survives_a_restart(tmp_path: Path) -> None:
-    db = tmp_path / "responses.sqlite3"
-    with serve_script(tmp_path, TURNS, "--store", f"sqlite:{db}") as server:
+def test_stored_chain_survives_a_restart(tmp_path: Path, store: StoreUnderTest) -> None:
+    with serve_script(tmp_path, TURNS, "--store", store.spec) as server:
         client = OpenAI(base_url=server.base_url, api_key="unused")
         first = client.responses.create(
             model="m", input=[{"type": "message", "id": "msg_kept_1", "role": "user", "content": "one"}],
@@ -33,9 +33,9 @@ def test_stored_chain_survives_a_restart(tmp_path: Path) -> None:
         before = client.responses.retrieve(second.id).to_dict()
         # SIGTERM: uvicorn shuts down gracefully, then re-raises the signal (hence -15).
         assert server.stop() in (0, -15)
-    assert second.id.encode() in db_bytes(db)
+    assert second.id.encode() in store.written()
 
-    with serve_script(tmp_path, TURNS, "--store", f"sqlite:{db}") as server:
+    with serve_script(tmp_path, TURNS, "--store", store.spec) as server:
         client = OpenAI(base_url=server.base_url, api_key="unused")
         assert client.responses.retrieve(second.id).to_dict() == before
         restored_first = client.responses.retrieve(first.id)
@@ -52,9 +52,8 @@ def test_stored_chain_survives_a_restart(tmp_path: Path) -> None:
         assert ref.output_text == "stored answer 0"
 
 
-def test_store_false_is_never_written(tmp_path: Path) -> None:
-    db = tmp_path / "responses.sqlite3"
-    with serve_script(tmp_path, TURNS, "--store", f"sqlite:{db}") as server:
+def test_store_false_is_never_written(tmp_path: Path, store: StoreUnderTest) -> None:
+    with serve_script(tmp_path, TURNS, "--store", store.spec) as server:
         client = OpenAI(base_url=server.base_url, api_key="unused")
         kept = client.responses.create(model="m", input="keep me")
         secret = client.responses.create(
@@ -69,23 +68,22 @@ def test_store_false_is_never_written(tmp_path: Path) -> None:
                 client.responses.retrieve(response_id)
             assert_error(httpx.get(f"{server.base_url}/responses/{response_id}/input_items"), 404)
         assert client.responses.retrieve(kept.id).id == kept.id
-        # Once a later stored response is on disk (in the WAL), any write that was coming has landed.
+        # Once a later stored response is written (on disk, in the WAL), any write that was coming has landed.
         marker = client.responses.create(model="m", input="marker")
         deadline = time.monotonic() + 10
-        while marker.id.encode() not in db_bytes(db) and time.monotonic() < deadline:
+        while marker.id.encode() not in store.written() and time.monotonic() < deadline:
             time.sleep(0.05)
-        live = db_bytes(db)
+        live = store.written()
         server.stop()
     secrets = (secret.id, streamed_id, secret.output[0].id, "msg_secret_input", "zz-secret-zz")
-    for data in (live, db_bytes(db)):
+    for data in (live, store.written()):
         assert kept.id.encode() in data and marker.id.encode() in data
         for secret_bytes in secrets:
             assert secret_bytes and secret_bytes.encode() not in data, secret_bytes
 
 
-def test_delete_then_404(tmp_path: Path) -> None:
-    db = tmp_path / "responses.sqlite3"
-    with serve_script(tmp_path, TURNS, "--store", f"sqlite:{db}") as server:
+def test_delete_then_404(tmp_path: Path, store: StoreUnderTest) -> None:
+    with serve_script(tmp_path, TURNS, "--store", store.spec) as server:
         client = OpenAI(base_url=server.base_url, api_key="unused")
         response = client.responses.create(model="m", input="short-lived")
         raw = httpx.delete(f"{server.base_url}/responses/{response.id}")
@@ -102,7 +100,7 @@ def test_delete_then_404(tmp_path: Path) -> None:
         client.responses.delete(other.id)  # the SDK's delete returns nothing on success
         server.stop()
     # Deleted after restart too.
-    with serve_script(tmp_path, TURNS, "--store", f"sqlite:{db}") as server:
+    with serve_script(tmp_path, TURNS, "--store", store.spec) as server:
         for response_id in (response.id, other.id):
             assert_error(httpx.get(f"{server.base_url}/responses/{response_id}"), 404)
 

@@ -163,26 +163,27 @@ class Listener:
             self.end.set_result(message)
 
 
-async def test_engine_round_robin_isolates_errors_and_cancellation() -> None:
-    """Beside a long greedy turn: one turn fails mid-way, one is cancelled while parked. The long turn's
+async def test_engine_rotation_isolates_errors_and_cancellation() -> None:
+    """One slot for three turns: beside a long greedy turn, one turn fails mid-way and one is cancelled
+    while parked. The slot rotates between them (each parked exactly and restored), the long turn's
     text is exactly what it is alone, and nothing is left behind."""
     needs_model()
     from tether.backends.llamacpp.engine import Engine, Sampling, TurnJob
     from tether.backends.llamacpp.model_file import default_model_path
 
-    engine = Engine(default_model_path(), 2048, 2, 16 * 1024 * 1024)
+    engine = Engine(default_model_path(), 2048, 2, 16 * 1024 * 1024, slots=1)
     model = await engine.start()
     loop = asyncio.get_running_loop()
 
     def job(text: str, listener: Listener, max_tokens: int) -> TurnJob:
-        prompt = model.llama.tokenize(text.encode(), add_bos=model.add_bos, special=True)
+        prompt = model.tokenize(text.encode(), add_bos=model.add_bos)
         return TurnJob(prompt, Sampling(temperature=0.0, top_p=1.0, max_tokens=max_tokens), listener.emit)
 
     try:
         alone = Listener(loop)
         engine.submit(job("Once upon a time, a dragon", alone, 96))
         assert (await alone.end)[0] == "done"
-        assert engine.counters["switches"] == 0  # one turn: never parked
+        assert engine.counters["preemptions"] == 0  # one turn: never parked
 
         long, broken, doomed = Listener(loop), Listener(loop, fail_on_text=True), Listener(loop)
         submitted = time.perf_counter()
@@ -202,8 +203,9 @@ async def test_engine_round_robin_isolates_errors_and_cancellation() -> None:
         waited = time.perf_counter() - submitted
         assert kind == "done" and result.reason == "length" and len(result.generated) == 96
         assert result.text == "".join(alone.text) == "".join(long.text)
-        assert 0 < result.model_seconds < waited  # its own slices, not the other turns'
+        assert 0 < result.model_seconds < waited  # its own steps, not the other turns'
         stats = engine.stats()
-        assert stats["switches"] > 0 and stats["active_turns"] == 0
+        assert stats["preemptions"] >= 1 and stats["restores"] >= 1
+        assert stats["active_turns"] == 0 and stats["waiting_turns"] == 0 and stats["slots"]["busy"] == 0
     finally:
         await engine.aclose()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import ctypes
 import json
 
@@ -38,8 +37,7 @@ def test_scanner_passes_text_and_parses_calls() -> None:
     [call] = [d for d in deltas if isinstance(d, ToolCallDelta)]
     assert call.name == "get_weather" and json.loads(call.arguments) == {"city": "Paris"}
     assert call.arguments == '{"city": "Paris"}'  # as written, so the next turn's render matches the KV
-    items = scanner.output_items(parallel=True)
-    assert [item["type"] for item in items] == ["message", "function_call"]
+    assert call.call_id and call.index == 0
     assert call_block("get_weather", call.arguments) == text[len("Let me check.\n"):]
 
 
@@ -84,8 +82,9 @@ def test_kv_store_longest_prefix_lru_and_domination() -> None:
 async def test_abandoned_turn_stops_the_engine() -> None:
     needs_model()
     from tether.backends.llamacpp import make_llamacpp_backend
+    from tether.backends.settings import LlamaCppSettings
 
-    backend = make_llamacpp_backend(argparse.Namespace(model=None, ctx=2048, threads=2, kv_budget_mb=16))
+    backend = make_llamacpp_backend(LlamaCppSettings(ctx=2048, threads=2, kv_budget_mb=16))
     await backend.start()
     try:
         params = GenerationParams(model="m", temperature=0.0, max_output_tokens=1000)

@@ -17,21 +17,18 @@ from tether.api.tools import validate_tools
 from tether.backends.base import BackendError, Finished, GenerationParams, TextDelta, ToolCallDelta
 from tether.backends.chat_render import render_items
 from tether.backends.upstream import UpstreamBackend, api_base
+from tether.backends.upstream_http import Timeouts
 
 from .fake_upstream import MODEL, FakeUpstream, Reply, chunk, error_reply, text_reply, tool_reply, usage
 from .support import (
     TEXT_SEQUENCE,
     RunningServer,
-    check_output_indices,
-    check_sequence_numbers,
     collapse,
     free_port,
     running_server,
-    validate_sse_event,
-    validate_ws_event,
 )
+from .upstream_support import metric, sse_events, ws_turn
 
-TERMINAL = ("response.completed", "response.incomplete", "response.failed", "error")
 WEATHER_TOOLS: list[dict[str, Any]] = [
     {"type": "function", "name": "get_weather", "description": "Weather of a city",
      "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}},
@@ -65,35 +62,6 @@ def upstream(fake: FakeUpstream, server: RunningServer) -> FakeUpstream:
 @pytest.fixture
 def client(server: RunningServer) -> OpenAI:
     return OpenAI(base_url=server.base_url, api_key="unused", max_retries=0)
-
-
-def sse_events(client: OpenAI, **kwargs: Any) -> list[dict[str, Any]]:
-    """A streamed response's events, each validated against the SDK's models, in checked order."""
-    events = [event.to_dict() for event in client.responses.create(stream=True, **kwargs)]
-    for event in events:
-        validate_sse_event(event)
-    check_sequence_numbers(events)
-    check_output_indices(events)
-    return events
-
-
-def ws_turn(conn: Any, **kwargs: Any) -> list[Any]:
-    conn.response.create(**kwargs)
-    events = []
-    for event in conn:
-        events.append(event)
-        if event.type in TERMINAL:
-            break
-    for event in events:
-        validate_ws_event(event.to_dict())
-    return events
-
-
-def metric(server: RunningServer, sample: str) -> float:
-    for line in httpx.get(server.url + "/metrics").text.splitlines():
-        if line.startswith(sample + " "):
-            return float(line.rsplit(" ", 1)[1])
-    return 0.0
 
 
 ITEMS_HANDED_WS = 'tether_backend_items_handed_total{transport="ws"}'
@@ -480,12 +448,16 @@ async def test_session_fork_is_independent(fake: FakeUpstream) -> None:
         deltas = await _turn(session, normalize_input("Weather?"), params)
         assert "".join(d.text for d in deltas if isinstance(d, TextDelta)) == "Let me look."
         assert isinstance(deltas[-1], Finished) and not session.broken
+        session.commit([{"type": "message", "role": "assistant",
+                         "content": [{"type": "output_text", "text": "Let me look."}]}])
         twin = session.fork()
         # A call after the assistant's text joins its message (copy on write: the twin keeps its own).
         fake.script(tool_reply([("get_weather", '{"city": "Oslo"}')]))
         call = {"type": "function_call", "call_id": "c9", "name": "get_weather", "arguments": "{}"}
         deltas = await _turn(session, [call, {"type": "function_call_output", "call_id": "c9", "output": "x"}], params)
         assert [d.name for d in deltas if isinstance(d, ToolCallDelta) and d.name] == ["get_weather"]
+        session.commit([{"type": "function_call", "call_id": "chatcmpl-tool-0", "name": "get_weather",
+                         "arguments": '{"city": "Oslo"}'}])
         assert twin.messages == [{"role": "user", "content": "Weather?"},
                                  {"role": "assistant", "content": "Let me look."}]
         assert session.messages[1] == {**assistant_calls(("c9", "get_weather", "{}")), "content": "Let me look."}
@@ -498,10 +470,10 @@ async def test_session_fork_is_independent(fake: FakeUpstream) -> None:
 async def test_timeout_is_a_backend_error(fake: FakeUpstream) -> None:
     fake.reset()
     fake.script(Reply(text_reply("late").events, stall=2.0))
-    backend = UpstreamBackend(fake.url, timeout=httpx.Timeout(0.3))
+    backend = UpstreamBackend(fake.url, timeouts=Timeouts(first_byte=0.3))
     session = backend.new_session()
     try:
-        with pytest.raises(BackendError, match="timed out"):
+        with pytest.raises(BackendError, match="first-byte timeout"):
             await _turn(session, normalize_input("Hi"), GenerationParams(model="m"))
         assert session.broken
     finally:

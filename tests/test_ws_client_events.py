@@ -126,11 +126,11 @@ def test_warm_up_with_empty_input(conn: Any) -> None:
     assert output_text(completed(collect(conn))) == "first answer"
 
 
-def test_steer_fails_with_steering_not_supported(conn: Any) -> None:
+def test_steer_of_a_response_not_on_this_connection_fails(conn: Any) -> None:
     conn.response.steer(input="focus on tests", previous_response_id="resp_123")
     event = recv(conn)
     assert event["type"] == "response.steer.failed"
-    assert event["error"]["code"] == "steering_not_supported"
+    assert event["error"]["code"] == "response_not_found"
     assert event["steer"]["previous_response_id"] == "resp_123"
     assert event["steer"]["input"] == "focus on tests"  # the uncommitted input comes back
     assert "stream_id" not in event
@@ -190,7 +190,7 @@ async def test_async_sdk_warm_up_steer_and_bad_frame(server: RunningServer) -> N
         warm = completed(await acollect(conn))
         await conn.response.steer(input=[user("steer")], previous_response_id=warm["id"])
         steer = await arecv(conn)
-        assert steer["type"] == "response.steer.failed" and steer["error"]["code"] == "steering_not_supported"
+        assert steer["type"] == "response.steer.failed" and steer["error"]["code"] == "response_already_completed"
         await conn.send_raw("}{")
         assert_ws_error(await arecv(conn), "invalid_json", None)
         await conn.response.create(model="m", input="go", previous_response_id=warm["id"], store=False)

@@ -1,16 +1,17 @@
-"""WebSocket mode and the store: store:false never leaves memory; store:true is readable once completed is sent."""
+"""WebSocket mode and the store (SQLite and PostgreSQL): store:false never leaves memory; store:true is
+readable once completed is sent."""
 
 from __future__ import annotations
 
 import time
 import uuid
 from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 import pytest
 from openai import AsyncOpenAI, OpenAI
 
+from .store_support import STORED_KINDS, StoreUnderTest, store_for
 from .support import RunningServer, running_server, write_script
 from .ws_support import arecv, collect, completed, create_event, user
 
@@ -18,25 +19,20 @@ TURNS = [{"tool_calls": [{"name": "f", "arguments": {}}]}, {"text": "stored answ
 TOOLS = [{"type": "function", "name": "f", "parameters": {"type": "object", "properties": {}}}]
 
 
-@pytest.fixture(scope="module")
-def store_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("store")
+@pytest.fixture(scope="module", params=STORED_KINDS)
+def store(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> StoreUnderTest:
+    return store_for(request.param, request, tmp_path_factory.mktemp("store"))
 
 
 @pytest.fixture(scope="module")
-def server(store_dir: Path) -> Iterator[RunningServer]:
-    script = write_script(store_dir, TURNS)
-    db = store_dir / "db" / "responses.sqlite3"
-    with running_server(store_dir, "--backend", "scripted", "--script", str(script), "--store", f"sqlite:{db}") as s:
+def server(store: StoreUnderTest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
+    directory = tmp_path_factory.mktemp("server")
+    script = write_script(directory, TURNS)
+    with running_server(directory, "--backend", "scripted", "--script", str(script), "--store", store.spec) as s:
         yield s
 
 
-def on_disk(store_dir: Path) -> bytes:
-    """Every byte the SQLite store has written (database, WAL, shared memory)."""
-    return b"".join(path.read_bytes() for path in sorted((store_dir / "db").iterdir()) if path.is_file())
-
-
-def test_store_false_is_not_retrievable_and_never_written(server: RunningServer, store_dir: Path) -> None:
+def test_store_false_is_not_retrievable_and_never_written(server: RunningServer, store: StoreUnderTest) -> None:
     secret = f"zdr-{uuid.uuid4().hex}"
     stored_marker = f"kept-{uuid.uuid4().hex}"
     client = OpenAI(base_url=server.base_url, api_key="unused")
@@ -54,12 +50,12 @@ def test_store_false_is_not_retrievable_and_never_written(server: RunningServer,
         assert reply.status_code == 404, reply.text
         assert httpx.get(f"{server.base_url}/responses/{response['id']}/input_items", timeout=10).status_code == 404
     assert httpx.get(f"{server.base_url}/responses/{kept['id']}", timeout=10).status_code == 200
-    # Wait until the stored response reached the file, then check the store:false ones never did.
+    # Wait until the stored response was written, then check the store:false ones never were.
     deadline = time.monotonic() + 10
-    while kept["id"].encode() not in on_disk(store_dir):
+    while kept["id"].encode() not in store.written():
         assert time.monotonic() < deadline, "the store:true response never reached the disk"
         time.sleep(0.05)
-    written = on_disk(store_dir)
+    written = store.written()
     assert stored_marker.encode() in written
     for needle in (secret, first["id"], second["id"], first["output"][0]["call_id"]):
         assert needle.encode() not in written, f"{needle} was written to disk"

@@ -11,6 +11,8 @@ from typing import Any
 
 import httpx
 
+from ..backends.settings import BackendSettings, LlamaCppSettings, ScriptedSettings, UpstreamSettings
+
 
 def add_agent_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     agent = sub.add_parser("agent", help="run a coding agent on a task in a directory")
@@ -38,18 +40,14 @@ def add_agent_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -
     embedded.add_argument("--no-websocket", action="store_true", help="the embedded server refuses WebSocket mode")
 
 
-def serve_namespace(args: argparse.Namespace) -> argparse.Namespace:
-    """The `tether serve` flags (with all their defaults) that the embedded server is built from."""
-    from ..cli import add_serve_parser
-
-    parser = argparse.ArgumentParser()
-    add_serve_parser(parser.add_subparsers(dest="command"))
-    argv = ["serve"]
-    for flag, value in (("--backend", args.backend), ("--script", args.script), ("--model", args.model),
-                        ("--upstream-url", args.upstream_url)):
-        if value is not None:
-            argv += [flag, value]
-    return parser.parse_args(argv)
+def embedded_backend(args: argparse.Namespace) -> BackendSettings:
+    """The backend settings of the embedded server, from the agent's own flags."""
+    kind = args.backend or "llamacpp"
+    if kind == "scripted":
+        return ScriptedSettings(script=args.script)
+    if kind == "upstream":
+        return UpstreamSettings(urls=(args.upstream_url,) if args.upstream_url else ())
+    return LlamaCppSettings(model=args.model)
 
 
 def pick_model(base_url: str, headers: dict[str, str]) -> str:
@@ -79,7 +77,7 @@ def run_agent_command(args: argparse.Namespace) -> int:
         where = base_url
         if base_url is None:
             try:
-                server = stack.enter_context(EmbeddedServer(serve_namespace(args), websocket=not args.no_websocket))
+                server = stack.enter_context(EmbeddedServer(embedded_backend(args), websocket=not args.no_websocket))
             except (ValueError, OSError, ImportError, RuntimeError) as exc:
                 print(f"tether agent: cannot start the embedded server: {exc}", file=sys.stderr)
                 return 2

@@ -1,4 +1,4 @@
-"""The API's error type and its three wire shapes: HTTP envelope, flat SSE event, nested WebSocket event."""
+"""The API's error type and its wire shapes: the HTTP envelope and the nested WebSocket `error` event."""
 
 from __future__ import annotations
 
@@ -32,16 +32,6 @@ class APIError(Exception):
 
     def http_envelope(self) -> dict[str, Any]:
         return {"error": self.body()}
-
-    def sse_event(self, sequence_number: int) -> dict[str, Any]:
-        """The flat `error` stream event of SSE."""
-        return {
-            "type": "error",
-            "code": self.code,
-            "message": self.message,
-            "param": self.param,
-            "sequence_number": sequence_number,
-        }
 
     def ws_event(self, stream_id: str | None = None, sequence_number: int | None = None) -> dict[str, Any]:
         """The nested WebSocket `error` event, with `status` and, on named lanes, `stream_id`."""

@@ -102,6 +102,29 @@ class EventSequencer:
             "response.custom_tool_call_input.done", item_id=item_id, output_index=output_index, input=text
         )
 
+    def steer_accepted(self, steer_id: str, response_id: str) -> dict[str, Any]:
+        return self.event("response.steer.accepted", steer={"id": steer_id, "previous_response_id": response_id})
+
+    def steer_pending(self, steer_id: str, response_id: str, required_input: list[dict[str, Any]]) -> dict[str, Any]:
+        return self.event(
+            "response.steer.pending",
+            steer={"id": steer_id, "previous_response_id": response_id},
+            reason="waiting_for_required_input",
+            required_input=required_input,
+        )
+
+    def compaction_compacting(self, item_id: str, output_index: int) -> dict[str, Any]:
+        """A `compaction_trigger` turn's compaction item is being made (the event carries no content)."""
+        return self.event("response.compaction.compacting", item_id=item_id, output_index=output_index)
+
+    def interrupt_accepted(self, response_id: str) -> dict[str, Any]:
+        return self.event("response.interrupt.accepted", response_id=response_id)
+
+    def item_interrupted(self, response_id: str, item_id: str, output_index: int) -> dict[str, Any]:
+        return self.event(
+            "response.output_item.interrupted", response_id=response_id, item_id=item_id, output_index=output_index
+        )
+
     def reasoning_delta(self, item_id: str, output_index: int, delta: str) -> dict[str, Any]:
         return self.event(
             "response.reasoning_text.delta", item_id=item_id, output_index=output_index, content_index=0, delta=delta
@@ -113,11 +136,36 @@ class EventSequencer:
         )
 
 
-def steer_failed(previous_response_id: Any, steer_input: Any, code: str, message: str) -> dict[str, Any]:
+def steer_failed(
+    previous_response_id: Any,
+    steer_input: Any,
+    code: str,
+    message: str,
+    *,
+    steer_id: str | None = None,
+    sequence_number: int = 0,
+    stream_id: str | None = None,
+) -> dict[str, Any]:
     """`response.steer.failed` (WebSocket only): the steering input comes back, uncommitted."""
-    return {
+    steer: dict[str, Any] = {"previous_response_id": previous_response_id, "input": steer_input}
+    if steer_id is not None:
+        steer = {"id": steer_id, **steer}
+    event: dict[str, Any] = {
         "type": "response.steer.failed",
+        "sequence_number": sequence_number,
+        "steer": steer,
+        "error": {"type": "invalid_request_error", "code": code, "message": message},
+    }
+    if stream_id is not None:
+        event["stream_id"] = stream_id
+    return event
+
+
+def interrupt_failed(response_id: Any, code: str, message: str) -> dict[str, Any]:
+    """`response.interrupt.failed` (WebSocket only): the interrupt named no response it could stop."""
+    return {
+        "type": "response.interrupt.failed",
         "sequence_number": 0,
-        "steer": {"previous_response_id": previous_response_id, "input": steer_input},
+        "response_id": response_id,
         "error": {"type": "invalid_request_error", "code": code, "message": message},
     }

@@ -7,9 +7,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from .compaction import unpack
-from .errors import invalid
+from .compaction import CompactionUnpacker
+from .conversation_items import additional_tools_fields, configuration_update_fields, item_tools_text
+from .errors import APIError, invalid
 from .ids import new_id
+from .prompt_cache import check_breakpoint
+from .values import is_one_of, shown
 
 Item = dict[str, Any]
 
@@ -46,8 +49,12 @@ ITEM_ID_PREFIX = {
     "custom_tool_call_output": "ctco",
     "reasoning": "rs",
     "compaction": "cmp",
+    "additional_tools": "at",
+    "configuration_update": "cfg",
+    "compaction_trigger": "ct",
 }
 INPUT_PART_TYPES = frozenset({"input_text", "input_image", "input_file", "output_text", "refusal"})
+ITEM_STATUSES = ("in_progress", "completed", "incomplete")
 MAX_CALL_ID = 64
 MAX_OUTPUT_CHARS = 10_485_760
 
@@ -84,9 +91,9 @@ def _content_parts(content: Any, role: str, param: str) -> list[Item]:
         if not isinstance(raw, dict):
             raise invalid(f"Invalid '{where}': expected an object.", where)
         kind = raw.get("type")
-        if kind not in INPUT_PART_TYPES:
+        if not is_one_of(kind, INPUT_PART_TYPES):
             raise invalid(
-                f"Invalid value for '{where}.type': {kind!r}. Supported values are: "
+                f"Invalid value for '{where}.type': {shown(kind)}. Supported values are: "
                 + ", ".join(sorted(INPUT_PART_TYPES))
                 + ".",
                 f"{where}.type",
@@ -95,6 +102,7 @@ def _content_parts(content: Any, role: str, param: str) -> list[Item]:
             _require_str(raw, "text", f"{where}.text")
         elif kind == "refusal":
             _require_str(raw, "refusal", f"{where}.refusal")
+        check_breakpoint(raw, where)  # kept on the part as sent: it changes nothing in what tether reuses
         parts.append(raw)
     return parts
 
@@ -113,6 +121,29 @@ def _function_output(raw: Item, where: str) -> None:
         raise invalid(f"Missing or invalid '{where}.output': expected a string or an array.", f"{where}.output")
 
 
+def _item_id(raw: Item, where: str, prefix: str) -> str:
+    """The client's id for the item (items are found by id), or a new one."""
+    value = raw.get("id")
+    if value is None or value == "":
+        return new_id(prefix)
+    if not isinstance(value, str):
+        raise invalid(f"Invalid '{where}.id': expected a string.", f"{where}.id")
+    return value
+
+
+def _item_status(raw: Item, where: str) -> str:
+    value = raw.get("status")
+    if value is None or value == "":
+        return "completed"
+    if not is_one_of(value, ITEM_STATUSES):
+        raise invalid(
+            f"Invalid value for '{where}.status': {shown(value)}. Supported values are: 'in_progress', "
+            "'completed', 'incomplete'.",
+            f"{where}.status",
+        )
+    return str(value)
+
+
 def normalize_item(raw: Any, where: str) -> Item:
     """Validate one input item and return its canonical dict (a new dict; `raw` is left alone)."""
     if not isinstance(raw, dict):
@@ -122,18 +153,18 @@ def normalize_item(raw: Any, where: str) -> Item:
         kind = "message"
     if kind == "message":
         role = raw.get("role")
-        if role not in ROLES:
+        if not is_one_of(role, ROLES):
             raise invalid(
-                f"Invalid value for '{where}.role': {role!r}. Supported values are: "
+                f"Invalid value for '{where}.role': {shown(role)}. Supported values are: "
                 "'user', 'assistant', 'system', 'developer'.",
                 f"{where}.role",
             )
         item: Item = {
-            "id": raw.get("id") or new_id("msg"),
+            "id": _item_id(raw, where, "msg"),
             "type": "message",
             "role": role,
             "content": _content_parts(raw.get("content"), str(role), f"{where}.content"),
-            "status": raw.get("status") or "completed",
+            "status": _item_status(raw, where),
         }
         if "phase" in raw:
             item["phase"] = raw["phase"]
@@ -142,29 +173,34 @@ def normalize_item(raw: Any, where: str) -> Item:
         _require_str(raw, "call_id", f"{where}.call_id", allow_empty=False)
         _require_str(raw, "name", f"{where}.name", allow_empty=False)
         _require_str(raw, "arguments", f"{where}.arguments")
-        return {**raw, "id": raw.get("id") or new_id("fc"), "status": raw.get("status") or "completed"}
+        return {**raw, "id": _item_id(raw, where, "fc"), "status": _item_status(raw, where)}
     if kind in ("function_call_output", "custom_tool_call_output"):
         _function_output(raw, where)
-        return {**raw, "id": raw.get("id") or new_id(ITEM_ID_PREFIX[kind]), "status": raw.get("status") or "completed"}
+        return {**raw, "id": _item_id(raw, where, ITEM_ID_PREFIX[kind]), "status": _item_status(raw, where)}
     if kind == "custom_tool_call":
         _require_str(raw, "call_id", f"{where}.call_id", allow_empty=False)
         _require_str(raw, "name", f"{where}.name", allow_empty=False)
         _require_str(raw, "input", f"{where}.input")
-        return {**raw, "id": raw.get("id") or new_id("ctc"), "status": raw.get("status") or "completed"}
+        return {**raw, "id": _item_id(raw, where, "ctc"), "status": _item_status(raw, where)}
     if kind == "reasoning":
         summary = raw.get("summary", [])
         if not isinstance(summary, list):
             raise invalid(f"Invalid '{where}.summary': expected an array.", f"{where}.summary")
-        return {**raw, "id": raw.get("id") or new_id("rs"), "summary": summary}
+        return {**raw, "id": _item_id(raw, where, "rs"), "summary": summary}
     if kind == "item_reference":
         _require_str(raw, "id", f"{where}.id", allow_empty=False)
         return {"type": "item_reference", "id": raw["id"]}
     if kind == "compaction_trigger":
-        return {"type": "compaction_trigger"}
-    if kind in OPAQUE_ITEM_TYPES:
-        prefix = ITEM_ID_PREFIX.get(str(kind), "item")
-        return {**raw, "id": raw.get("id") or new_id(prefix)}
-    raise invalid(f"Invalid value for '{where}.type': {kind!r} is not a supported input item type.", f"{where}.type")
+        return {"id": _item_id(raw, where, "ct"), "type": "compaction_trigger"}
+    if kind == "additional_tools":
+        return {"id": _item_id(raw, where, "at"), **additional_tools_fields(raw, where)}
+    if kind == "configuration_update":
+        return {"id": _item_id(raw, where, "cfg"), **configuration_update_fields(raw, where)}
+    if is_one_of(kind, OPAQUE_ITEM_TYPES):
+        return {**raw, "id": _item_id(raw, where, ITEM_ID_PREFIX.get(str(kind), "item"))}
+    raise invalid(
+        f"Invalid value for '{where}.type': {shown(kind)} is not a supported input item type.", f"{where}.type"
+    )
 
 
 def normalize_input(raw: Any, param: str = "input") -> list[Item]:
@@ -176,18 +212,36 @@ def normalize_input(raw: Any, param: str = "input") -> list[Item]:
     if not isinstance(raw, list):
         raise invalid(f"Invalid '{param}': expected a string or an array of input items.", param)
     items: list[Item] = []
+    unpacker = CompactionUnpacker()
     for index, entry in enumerate(raw):
-        item = normalize_item(entry, f"{param}[{index}]")
-        unpacked = unpack(item) if item["type"] == "compaction" else None
-        if unpacked is None:
+        where = f"{param}[{index}]"
+        item = normalize_item(entry, where)
+        packed = unpacker.unpack(item, where) if item["type"] == "compaction" else None
+        if packed is None:
             items.append(item)
             continue
+        unpacked = _packed_items(packed, where)
         # The compacted window repeats the user messages the item holds: keep one copy, in place.
-        packed_ids = {packed.get("id") for packed in unpacked if isinstance(packed, dict)} - {None}
+        packed_ids = {packed_item["id"] for packed_item in unpacked if "id" in packed_item}
         items = [kept for kept in items if kept.get("id") not in packed_ids]
         items.extend(unpacked)
     if any(item["type"] == "compaction_trigger" for item in items[:-1]):
         raise invalid("A 'compaction_trigger' item must be the last input item.", param)
+    return items
+
+
+def _packed_items(packed: list[Any], where: str) -> list[Item]:
+    """The items a compaction blob decoded to, validated like any input item: a blob is client input."""
+    param = f"{where}.encrypted_content"
+    items: list[Item] = []
+    for index, entry in enumerate(packed):
+        try:
+            items.append(normalize_item(entry, f"{param}[{index}]"))
+        except APIError as exc:
+            raise invalid(
+                f"Invalid '{param}': item {index} of the compacted context is not a valid input item ({exc.message})",
+                param,
+            ) from None
     return items
 
 
@@ -218,4 +272,6 @@ def item_text(item: Item) -> str:
         return str(item.get("input", ""))
     if kind == "reasoning":
         return "".join(str(s.get("text", "")) for s in item.get("summary", []) if isinstance(s, dict))
+    if kind == "additional_tools":
+        return item_tools_text(item)
     return ""

@@ -6,9 +6,15 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from .client_metadata import ClientMetadata, parse_client_metadata
+from .conversation_items import input_tools
 from .errors import invalid
 from .items import Item, normalize_input
+from .nesting import refuse_deep_nesting
+from .prompt_cache import PromptCacheOptions, parse_prompt_cache_options
+from .settings_values import format_schema, validate_effort, validate_text_format
 from .tools import OfferedTool, ToolChoice, validate_tool_choice, validate_tools
+from .values import is_one_of, shown
 
 INCLUDABLE = frozenset(
     {
@@ -22,10 +28,8 @@ INCLUDABLE = frozenset(
         "message.output_text.logprobs",
     }
 )
-SCHEMA_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 STREAM_ID = re.compile(r"^[A-Za-z0-9_.-]{1,256}$")
 SERVICE_TIERS = frozenset({"auto", "default", "flex", "scale", "priority", "fast", "ultrafast"})
-REASONING_EFFORTS = frozenset({None, "none", "minimal", "low", "medium", "high", "xhigh", "max"})
 METADATA_MAX_PAIRS = 16
 METADATA_MAX_KEY = 64
 METADATA_MAX_VALUE = 512
@@ -61,23 +65,28 @@ class CreateRequest:
     reasoning: dict[str, Any] | None = None
     prompt_cache_key: str | None = None
     prompt_cache_retention: str | None = None
+    prompt_cache_options: PromptCacheOptions = field(default_factory=PromptCacheOptions)
     safety_identifier: str | None = None
     service_tier: str = "auto"
     user: str | None = None
     include_obfuscation: bool = True
     generate: bool = True
     stream_id: str | None = None
+    client_metadata: ClientMetadata = field(default_factory=ClientMetadata)
+    #: the Response fields echoed from this request, built once for all its events (api/response.py)
+    echo: Any = field(default=None, init=False, repr=False, compare=False)
 
     @property
     def json_schema(self) -> dict[str, Any] | None:
         """The JSON Schema the output must follow, when `text.format` asks for one."""
-        fmt = self.text.get("format") or {}
-        if fmt.get("type") == "json_schema":
-            schema = fmt.get("schema")
-            return schema if isinstance(schema, dict) else None
-        if fmt.get("type") == "json_object":
-            return {"type": "object"}
-        return None
+        return format_schema(self.text.get("format"))
+
+
+def _or_default(body: dict[str, Any], key: str, default: Any) -> Any:
+    """The field, or `default` when it is absent or null (not when it is any falsy value: `{}` or
+    `0` are mistakes the client should hear about)."""
+    value = body.get(key)
+    return default if value is None else value
 
 
 def _opt_bool(body: dict[str, Any], key: str, default: bool) -> bool:
@@ -147,29 +156,28 @@ def _text(value: Any) -> dict[str, Any]:
         return {"format": {"type": "text"}}
     if not isinstance(value, dict):
         raise invalid("Invalid 'text': expected an object.", "text")
-    fmt = value.get("format") or {"type": "text"}
-    if not isinstance(fmt, dict):
-        raise invalid("Invalid 'text.format': expected an object.", "text.format")
-    kind = fmt.get("type")
-    if kind not in ("text", "json_object", "json_schema"):
-        raise invalid(
-            f"Invalid value for 'text.format.type': {kind!r}. Supported: 'text', 'json_object', 'json_schema'.",
-            "text.format.type",
-        )
-    if kind == "json_schema":
-        name = fmt.get("name")
-        if not isinstance(name, str) or not SCHEMA_NAME.fullmatch(name):
-            raise invalid(
-                "Invalid 'text.format.name': 1-64 letters, digits, underscores or dashes.", "text.format.name"
-            )
-        if not isinstance(fmt.get("schema"), dict):
-            raise invalid("Invalid 'text.format.schema': expected a JSON Schema object.", "text.format.schema")
+    fmt = value.get("format")
+    if fmt is None:  # only null means the default: `{}`, `[]` or `false` are mistakes to report
+        fmt = {"type": "text"}
+    validate_text_format(fmt, "text.format")
     verbosity = value.get("verbosity")
-    if verbosity not in (None, "low", "medium", "high"):
+    if not is_one_of(verbosity, (None, "low", "medium", "high")):
         raise invalid("Invalid 'text.verbosity': expected 'low', 'medium' or 'high'.", "text.verbosity")
     out: dict[str, Any] = {"format": fmt}
     out["verbosity"] = verbosity or "medium"
     return out
+
+
+def _include_obfuscation(stream_options: dict[str, Any] | None) -> bool:
+    value = (stream_options or {}).get("include_obfuscation")
+    if value is None:
+        return True
+    if not isinstance(value, bool):
+        raise invalid(
+            "Invalid type for 'stream_options.include_obfuscation': expected a boolean.",
+            "stream_options.include_obfuscation",
+        )
+    return value
 
 
 def _include(value: Any) -> list[str]:
@@ -178,8 +186,8 @@ def _include(value: Any) -> list[str]:
     if not isinstance(value, list):
         raise invalid("Invalid 'include': expected an array of strings.", "include")
     for index, entry in enumerate(value):
-        if entry not in INCLUDABLE:
-            raise invalid(f"Invalid value for 'include[{index}]': {entry!r}.", f"include[{index}]")
+        if not isinstance(entry, str) or entry not in INCLUDABLE:
+            raise invalid(f"Invalid value for 'include[{index}]': {shown(entry)}.", f"include[{index}]")
     return list(value)
 
 
@@ -188,10 +196,9 @@ def _reasoning(value: Any) -> dict[str, Any] | None:
         return None
     if not isinstance(value, dict):
         raise invalid("Invalid 'reasoning': expected an object.", "reasoning")
-    if value.get("effort") not in REASONING_EFFORTS:
-        raise invalid(f"Invalid value for 'reasoning.effort': {value.get('effort')!r}.", "reasoning.effort")
-    if value.get("summary") not in (None, "auto", "concise", "detailed"):
-        raise invalid(f"Invalid value for 'reasoning.summary': {value.get('summary')!r}.", "reasoning.summary")
+    validate_effort(value.get("effort"), "reasoning.effort")
+    if not is_one_of(value.get("summary"), (None, "auto", "concise", "detailed")):
+        raise invalid(f"Invalid value for 'reasoning.summary': {shown(value.get('summary'))}.", "reasoning.summary")
     return {"effort": value.get("effort"), "summary": value.get("summary")}
 
 
@@ -206,10 +213,14 @@ def validate_stream_id(value: Any) -> str:
     return value
 
 
-def parse_create(body: Any, *, websocket: bool = False) -> CreateRequest:
-    """Validate a create body. Unknown top-level fields are tolerated, as real clients send them."""
+def parse_create(body: Any, *, websocket: bool = False, stream_id: str | None = None) -> CreateRequest:
+    """Validate a create body. Unknown top-level fields are tolerated, as real clients send them.
+
+    Over WebSocket the frame decoder has validated the lane already and passes it as `stream_id`."""
     if not isinstance(body, dict):
         raise invalid("The request body must be a JSON object.")
+    # First: what nests deeper than can be written back out is refused before anything reads it.
+    refuse_deep_nesting(body)
     model = body.get("model")
     if not isinstance(model, str) or not model:
         raise invalid("Missing required parameter: 'model'.", "model")
@@ -223,17 +234,14 @@ def parse_create(body: Any, *, websocket: bool = False) -> CreateRequest:
     stream_options = body.get("stream_options")
     if stream_options is not None and not isinstance(stream_options, dict):
         raise invalid("Invalid 'stream_options': expected an object.", "stream_options")
-    truncation = body.get("truncation") or "disabled"
-    if truncation not in ("auto", "disabled"):
-        raise invalid(f"Invalid value for 'truncation': {truncation!r}.", "truncation")
-    service_tier = body.get("service_tier") or "auto"
-    if service_tier not in SERVICE_TIERS:
-        raise invalid(f"Invalid value for 'service_tier': {service_tier!r}.", "service_tier")
-    stream_id = body.get("stream_id")
-    if stream_id is not None:
-        if not websocket:
-            raise invalid("'stream_id' is only supported in WebSocket mode.", "stream_id")
-        stream_id = validate_stream_id(stream_id)
+    truncation = _or_default(body, "truncation", "disabled")
+    if not is_one_of(truncation, ("auto", "disabled")):
+        raise invalid(f"Invalid value for 'truncation': {shown(truncation)}.", "truncation")
+    service_tier = _or_default(body, "service_tier", "auto")
+    if not is_one_of(service_tier, SERVICE_TIERS):
+        raise invalid(f"Invalid value for 'service_tier': {shown(service_tier)}.", "service_tier")
+    if not websocket and body.get("stream_id") is not None:
+        raise invalid("'stream_id' is only supported in WebSocket mode.", "stream_id")
     store = _opt_bool(body, "store", True)
     background = _opt_bool(body, "background", False)
     generate = _opt_bool(body, "generate", True)
@@ -246,14 +254,20 @@ def parse_create(body: Any, *, websocket: bool = False) -> CreateRequest:
     previous = _opt_str(body, "previous_response_id")
     if previous == "":
         previous = None
+    cache_options = parse_prompt_cache_options(body.get("prompt_cache_options"))
+    if cache_options.prewarm:
+        generate = False  # "overrides the generate field": a warm-up over HTTP too (see prompt_cache.py)
+    input_items = normalize_input(body.get("input"))
+    # A tool_choice may name a tool this request adds with an `additional_tools` item.
+    choice_tools = offered + input_tools(input_items)
     request = CreateRequest(
         model=model,
-        input_items=normalize_input(body.get("input")),
+        input_items=input_items,
         instructions=_opt_str(body, "instructions"),
         tools=tools,
         offered_tools=offered,
         tool_choice_raw=body.get("tool_choice") if body.get("tool_choice") is not None else "auto",
-        tool_choice=validate_tool_choice(body.get("tool_choice"), offered),
+        tool_choice=validate_tool_choice(body.get("tool_choice"), choice_tools),
         parallel_tool_calls=_opt_bool(body, "parallel_tool_calls", True),
         previous_response_id=previous,
         store=store,
@@ -273,13 +287,16 @@ def parse_create(body: Any, *, websocket: bool = False) -> CreateRequest:
         reasoning=_reasoning(body.get("reasoning")),
         prompt_cache_key=_opt_str(body, "prompt_cache_key"),
         prompt_cache_retention=_opt_str(body, "prompt_cache_retention"),
+        prompt_cache_options=cache_options,
         safety_identifier=_opt_str(body, "safety_identifier", 64),
         service_tier=service_tier,
         user=_opt_str(body, "user"),
-        include_obfuscation=bool((stream_options or {}).get("include_obfuscation", True)),
+        include_obfuscation=_include_obfuscation(stream_options),
         generate=generate,
         stream_id=stream_id,
+        client_metadata=parse_client_metadata(body.get("client_metadata")),
     )
-    if request.tool_choice.mode == "required" and not request.offered_tools:
+    # A continuation may call tools its context added (`additional_tools`): the turn engine checks it.
+    if request.tool_choice.mode == "required" and not choice_tools and previous is None:
         raise invalid("'tool_choice' requires a tool, but no function or custom tools were given.", "tool_choice")
     return request

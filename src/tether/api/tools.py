@@ -7,6 +7,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from .errors import invalid
+from .tool_echo import echoed_tools
+from .values import is_one_of, shown
 
 HOSTED_TOOL_TYPES = frozenset(
     {
@@ -73,15 +75,17 @@ def _custom_tool(raw: dict[str, Any], where: str, namespace: str | None) -> Offe
     )
 
 
-def validate_tools(raw: Any) -> tuple[list[dict[str, Any]], tuple[OfferedTool, ...]]:
-    """Return the tools as given (for the echo) and those offered to the model."""
+def validate_tools(raw: Any, param: str = "tools") -> tuple[list[dict[str, Any]], tuple[OfferedTool, ...]]:
+    """Return the tools for the echo (every function tool field filled) and those offered to the model.
+
+    `param` is where the array is: a create's `tools`, or an `additional_tools` input item's."""
     if raw is None:
         return [], ()
     if not isinstance(raw, list):
-        raise invalid("Invalid 'tools': expected an array.", "tools")
+        raise invalid(f"Invalid '{param}': expected an array.", param)
     offered: list[OfferedTool] = []
     for index, tool in enumerate(raw):
-        where = f"tools[{index}]"
+        where = f"{param}[{index}]"
         if not isinstance(tool, dict):
             raise invalid(f"Invalid '{where}': expected an object.", where)
         kind = tool.get("type")
@@ -105,15 +109,17 @@ def validate_tools(raw: Any) -> tuple[list[dict[str, Any]], tuple[OfferedTool, .
                     offered.append(_custom_tool(sub, sub_where, space))
                 else:
                     raise invalid(
-                        f"Invalid value for '{sub_where}.type': {sub_kind!r}; a namespace holds function and custom "
-                        "tools.",
+                        f"Invalid value for '{sub_where}.type': {shown(sub_kind)}; a namespace holds function and "
+                        "custom tools.",
                         f"{sub_where}.type",
                     )
-        elif kind in HOSTED_TOOL_TYPES:
+        elif is_one_of(kind, HOSTED_TOOL_TYPES):
             continue  # accepted; tether cannot run hosted tools, so the model is not offered them
         else:
-            raise invalid(f"Invalid value for '{where}.type': {kind!r} is not a supported tool type.", f"{where}.type")
-    return raw, tuple(offered)
+            raise invalid(
+                f"Invalid value for '{where}.type': {shown(kind)} is not a supported tool type.", f"{where}.type"
+            )
+    return echoed_tools(raw), tuple(offered)
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,7 +138,8 @@ def validate_tool_choice(raw: Any, offered: tuple[OfferedTool, ...]) -> ToolChoi
     if isinstance(raw, str):
         if raw not in ("none", "auto", "required"):
             raise invalid(
-                f"Invalid value for 'tool_choice': {raw!r}. Supported values are: 'none', 'auto' and 'required'.",
+                f"Invalid value for 'tool_choice': {shown(raw)}. Supported values are: 'none', 'auto' and "
+                "'required'.",
                 "tool_choice",
             )
         return ToolChoice(mode=raw)
@@ -143,17 +150,32 @@ def validate_tool_choice(raw: Any, offered: tuple[OfferedTool, ...]) -> ToolChoi
         name = raw.get("name")
         if not isinstance(name, str) or name not in names:
             raise invalid(
-                f"Invalid 'tool_choice': tool {name!r} is not among the tools of this request.", "tool_choice"
+                f"Invalid 'tool_choice': tool {shown(name)} is not among the tools of this request.", "tool_choice"
             )
         return ToolChoice(mode="required", name=name)
     if kind == "allowed_tools":
         mode = raw.get("mode", "auto")
-        if mode not in ("auto", "required"):
+        if not is_one_of(mode, ("auto", "required")):
             raise invalid("Invalid 'tool_choice.mode': expected 'auto' or 'required'.", "tool_choice.mode")
-        allowed = tuple(
-            str(t.get("name")) for t in raw.get("tools", []) if isinstance(t, dict) and t.get("name") in names
-        )
-        return ToolChoice(mode=mode, allowed=allowed)
-    if kind in HOSTED_TOOL_TYPES or kind == "mcp":
+        return ToolChoice(mode=mode, allowed=_allowed_names(raw.get("tools", []), names))
+    if is_one_of(kind, HOSTED_TOOL_TYPES):
         return ToolChoice(mode="auto")
-    raise invalid(f"Invalid value for 'tool_choice.type': {kind!r}.", "tool_choice.type")
+    raise invalid(f"Invalid value for 'tool_choice.type': {shown(kind)}.", "tool_choice.type")
+
+
+def _allowed_names(raw: Any, names: set[str]) -> tuple[str, ...]:
+    """The names an `allowed_tools` choice keeps: those of this request's tools (hosted tools it lists
+    are accepted and, like the tools themselves, not offered)."""
+    if not isinstance(raw, list):
+        raise invalid("Invalid 'tool_choice.tools': expected an array of tools.", "tool_choice.tools")
+    allowed: list[str] = []
+    for index, entry in enumerate(raw):
+        where = f"tool_choice.tools[{index}]"
+        if not isinstance(entry, dict):
+            raise invalid(f"Invalid '{where}': expected an object.", where)
+        name = entry.get("name")
+        if name is not None and not isinstance(name, str):
+            raise invalid(f"Invalid '{where}.name': expected a string.", f"{where}.name")
+        if name in names:
+            allowed.append(name)
+    return tuple(allowed)

@@ -2,8 +2,9 @@
 
 A session holds what the engine derived from the conversation so far (rendered messages, token ids,
 KV state). Each turn it is handed only the items it has not seen yet, plus this turn's parameters,
-and streams `Delta`s back. After a successful `generate` the session also holds the output it produced,
-so the next turn again needs only the new items. A failed or cancelled turn leaves the session unusable
+and streams `Delta`s back. After a successful turn the turn engine hands the session the output items it
+assembled from those deltas (`commit`): the one copy of the turn's output, so the next turn again needs
+only the new items and no backend re-derives what it produced. A failed or cancelled turn leaves the session unusable
 (`broken`), and the turn engine starts a fresh one from the full context when it needs to.
 """
 
@@ -33,6 +34,20 @@ class GenerationParams:
     json_schema: dict[str, Any] | None = None
     #: "auto": drop the oldest turns when the context overflows; "disabled": fail instead
     truncation: str = "disabled"
+    #: the request's `prompt_cache_key`: one value per conversation, which an engine pool keeps on one replica
+    prompt_cache_key: str | None = None
+    #: names among `tools` that an `additional_tools` item later in the conversation offers: a renderer
+    #: describes those at that item (so the prefix before it stays as it was), not with the others up front
+    positional_tools: frozenset[str] = frozenset()
+    #: the effective effort: the latest `configuration_update` in the context, else the request's own
+    reasoning_effort: str | None = None
+
+    @property
+    def preamble_tools(self) -> tuple[OfferedTool, ...]:
+        """The tools a renderer describes before the conversation (the system part of the prompt)."""
+        if not self.positional_tools:
+            return self.tools
+        return tuple(tool for tool in self.tools if tool.name not in self.positional_tools)
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,8 +99,6 @@ class BackendSession(abc.ABC):
     def __init__(self) -> None:
         #: how many context items this session holds (input and output)
         self.items_seen = 0
-        #: items handed to it over its life: the per-turn cost a cached continuation must keep small
-        self.items_rendered_total = 0
         #: set when a turn failed or was cancelled mid-way: the state no longer matches the context
         self.broken = False
         #: items taken by `warm` and not rendered yet
@@ -102,21 +115,36 @@ class BackendSession(abc.ABC):
         """Take `new_items` without generating (a `generate: false` warm-up). Returns prompt tokens."""
         self.pending.extend(new_items)
         self.items_seen += len(new_items)
-        self.items_rendered_total += len(new_items)
         return 0
 
     def take_new(self, new_items: Sequence[Item]) -> list[Item]:
         """The items to render this turn: those queued by `warm`, then `new_items`; counts them."""
         self.items_seen += len(new_items)
-        self.items_rendered_total += len(new_items)
         if self.pending:
             items = [*self.pending, *new_items]
             self.pending = []
             return items
         return list(new_items)
 
+    def commit(self, output: Sequence[Item]) -> None:
+        """After a successful turn: the output items the turn engine assembled from this turn's deltas
+        (the parallel-tool-call rule already applied). The session appends them to what it holds."""
+        self.items_seen += len(output)
+
+    def stop_soon(self) -> bool:
+        """Ask the running `generate` to end at its next token boundary with a normal `Finished`
+        (its state then matching exactly what it produced), for steering. False if unsupported:
+        the turn engine then cancels the generation and the session is not reused."""
+        return False
+
     def fork(self) -> BackendSession | None:
         """A copy holding the same state, for a fork of the conversation; None if not cheap."""
+        return None
+
+    @property
+    def placement(self) -> str | None:
+        """Where the engine holds this conversation (an upstream replica's URL), recorded with the
+        response so that a continuation rebuilt from the store goes back there (`Backend.session_for`)."""
         return None
 
     def release(self) -> None:  # noqa: B027 (optional hook)
@@ -131,6 +159,11 @@ class Backend(abc.ABC):
     @abc.abstractmethod
     def new_session(self) -> BackendSession:
         """A fresh, empty session."""
+
+    def session_for(self, placement: str | None) -> BackendSession:
+        """A fresh session for a conversation the engine held at `placement` (a parent's recorded
+        `BackendSession.placement`); backends with one place ignore it."""
+        return self.new_session()
 
     @abc.abstractmethod
     def count_tokens(self, items: Sequence[Item], params: GenerationParams) -> int:

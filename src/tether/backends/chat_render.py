@@ -12,6 +12,7 @@ from typing import Any
 
 import orjson
 
+from ..api.conversation_items import item_tools
 from ..api.items import Item, item_text
 from ..api.tools import OfferedTool, ToolChoice
 
@@ -97,6 +98,10 @@ def render_items(messages: list[Message], items: Iterable[Item]) -> int:
             _append_tool_call(messages, call)
         elif kind in ("function_call_output", "custom_tool_call_output"):
             messages.append({"role": "tool", "tool_call_id": str(item["call_id"]), "content": item_text(item)})
+        elif kind == "additional_tools":
+            # Tools added mid-conversation are told where they were added (the request's `tools` list
+            # offers them too): the messages before this one stay exactly as they were.
+            messages.append({"role": "system", "content": tools_note(item_tools(item))})
         else:
             continue  # reasoning, hosted-tool items: the upstream model has no chat form for them
         rendered += 1
@@ -124,6 +129,13 @@ def chat_tools(tools: Iterable[OfferedTool]) -> list[dict[str, Any]]:
             function["strict"] = True
         out.append({"type": "function", "function": function})
     return out
+
+
+def tools_note(tools: Iterable[OfferedTool]) -> str:
+    """The text of an `additional_tools` item: each tool's definition, as chat `tools` give it."""
+    lines = ["These tools are available from here on (one JSON definition a line):"]
+    lines.extend(orjson.dumps(tool["function"]).decode() for tool in chat_tools(tools))
+    return "\n".join(lines)
 
 
 def chat_tool_choice(choice: ToolChoice) -> str | dict[str, Any]:

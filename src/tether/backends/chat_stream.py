@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..api.ids import new_id
-from ..api.items import MAX_CALL_ID, Item
+from ..api.items import MAX_CALL_ID
 from .base import BackendError, Delta, GenerationParams, ReasoningDelta, TextDelta, ToolCallDelta
 from .chat_render import unwrap_custom_input
 
@@ -174,24 +174,6 @@ class ChatStreamReader:
     @property
     def reason(self) -> str:
         return "length" if self.finish_reason == "length" else "stop"
-
-    def output_items(self) -> list[Item]:
-        """The turn's output as items (what the engine assembled from the same deltas)."""
-        items: list[Item] = []
-        if self.reasoning_chars:  # counted as an item of the context; it has no chat form
-            items.append({"type": "reasoning", "summary": []})
-        text = "".join(self.text)
-        if text:
-            items.append({"type": "message", "role": "assistant", "content": [{"type": "output_text", "text": text}]})
-        for call in self.calls:
-            name = str(call.name)
-            if call.custom:
-                items.append({"type": "custom_tool_call", "call_id": call.call_id, "name": name,
-                              "input": self.custom_input(call)})
-            else:
-                items.append({"type": "function_call", "call_id": call.call_id, "name": name,
-                              "arguments": "".join(call.arguments)})
-        return items
 
     def output_chars(self) -> int:
         return sum(len(t) for t in self.text) + self.reasoning_chars + sum(

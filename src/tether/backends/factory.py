@@ -1,26 +1,28 @@
-"""Which backend `tether serve` runs, from its flags."""
+"""The backend a server runs, from its typed settings."""
 
 from __future__ import annotations
 
-import argparse
-
 from .base import Backend
+from .settings import BackendSettings, LlamaCppSettings, ScriptedSettings, UpstreamSettings
 
 
-def make_backend(args: argparse.Namespace) -> Backend:
-    kind = args.backend or "llamacpp"
-    if kind == "scripted":
+def make_backend(settings: BackendSettings) -> Backend:
+    if isinstance(settings, ScriptedSettings):
         from .scripted import Script, ScriptedBackend
 
-        return ScriptedBackend(Script.load(args.script))
-    if kind == "upstream":
+        return ScriptedBackend(Script.load(settings.script))
+    if isinstance(settings, UpstreamSettings):
         from .upstream import UpstreamBackend
 
-        if not args.upstream_url:
+        if not settings.urls:
             raise ValueError("--backend upstream needs --upstream-url")
-        return UpstreamBackend(args.upstream_url, api_key=args.upstream_api_key, model=args.upstream_model)
-    if kind == "llamacpp":
+        from .upstream_http import Timeouts
+
+        timeouts = Timeouts(settings.connect_timeout, settings.first_byte_timeout, settings.idle_timeout)
+        return UpstreamBackend(settings.urls, api_key=settings.api_key, model=settings.model, timeouts=timeouts,
+                               health_interval=settings.health_interval)
+    if isinstance(settings, LlamaCppSettings):
         from .llamacpp import make_llamacpp_backend
 
-        return make_llamacpp_backend(args)
-    raise ValueError(f"unknown backend {kind!r}")
+        return make_llamacpp_backend(settings)
+    raise ValueError(f"unknown backend settings {settings!r}")

@@ -15,7 +15,7 @@ import hashlib
 import time
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -131,7 +131,6 @@ class _Held:
     model_turns: int = 0
     last_was_model: bool = False
     fresh: bool = True
-    rendered_log: list[int] = field(default_factory=list)
 
 
 class ScriptedSession(BackendSession):
@@ -139,6 +138,7 @@ class ScriptedSession(BackendSession):
         super().__init__()
         self.backend = backend
         self.held = _Held()
+        self._stopping = False  # asked to end the running turn at its next token (steering)
 
     def fork(self) -> ScriptedSession:
         twin = ScriptedSession(self.backend)
@@ -158,13 +158,13 @@ class ScriptedSession(BackendSession):
     def _render(self, items: list[Item], params: GenerationParams) -> tuple[int, int]:
         """Fold `items` into the held prompt; returns (prompt tokens, cached tokens)."""
         held = self.held
-        preamble = _preamble_digest(params.instructions, params.tools)
+        preamble = _preamble_digest(params.instructions, params.preamble_tools)
         registry = self.backend.prefixes
         if held.fresh or preamble != held.preamble:
             # Nothing of ours matches: start over from the preamble, then look for a known prefix.
             held.preamble = preamble
             held.digest = preamble
-            held.tokens = preamble_tokens(params.instructions, params.tools)
+            held.tokens = preamble_tokens(params.instructions, params.preamble_tools)
             cached = registry.get(preamble) or 0
             digest = preamble
             tokens = held.tokens
@@ -183,7 +183,6 @@ class ScriptedSession(BackendSession):
                 tokens += item_tokens(item)
         held.digest, held.tokens = digest, tokens
         registry.add(digest, tokens)
-        held.rendered_log.append(len(items))
         self._count_turns(items)
         return tokens, min(cached, tokens)
 
@@ -205,22 +204,21 @@ class ScriptedSession(BackendSession):
         pacer = Pacer(script.tokens_per_second)
         produced = 0
         limit = params.max_output_tokens
-        output: list[Item] = []
         if turn.text:
-            emitted = []
             for chunk in chunks(turn.text):
                 cost = approx_tokens(chunk)
                 if limit is not None and produced + cost > limit:
-                    output.append(_assistant("".join(emitted)))
-                    self._finish_output(output)
+                    self.broken = self._stopping = False
                     yield Finished("length", prompt_tokens, cached_tokens, produced, slept)
                     return
+                if self._stopping:
+                    break  # steered: end here, at a token boundary, with the state matching the output
                 produced += cost
                 slept += await pacer.spend(cost)
-                emitted.append(chunk)
                 yield TextDelta(chunk)
-            output.append(_assistant(turn.text))
         for index, call in enumerate(turn.tool_calls):
+            if self._stopping:
+                break
             call_id = new_id("call")
             name_sent = False
             for chunk in chunks(call.arguments) or [""]:
@@ -232,23 +230,23 @@ class ScriptedSession(BackendSession):
                     name_sent = True
                 else:
                     yield ToolCallDelta(index, chunk)
-            output.append({"type": "function_call", "name": call.name, "call_id": call_id, "arguments": call.arguments})
-        self._finish_output(output)
+        self.broken = False
+        self._stopping = False
         yield Finished("stop", prompt_tokens, cached_tokens, produced, slept)
 
-    def _finish_output(self, output: list[Item]) -> None:
+    def stop_soon(self) -> bool:
+        self._stopping = True
+        return True
+
+    def commit(self, output: Sequence[Item]) -> None:
+        """Fold the turn's output (as the turn engine assembled it) into the held prompt."""
+        super().commit(output)
         held = self.held
         for item in output:
             held.digest = _digest(held.digest, item)
             held.tokens += item_tokens(item)
         self.backend.prefixes.add(held.digest, held.tokens)
         self._count_turns(output)
-        self.items_seen += len(output)
-        self.broken = False
-
-
-def _assistant(text: str) -> Item:
-    return {"type": "message", "role": "assistant", "content": [{"type": "output_text", "text": text}]}
 
 
 def chunks(text: str) -> list[str]:
@@ -291,7 +289,7 @@ class ScriptedBackend(Backend):
         return ScriptedSession(self)
 
     def count_tokens(self, items: Sequence[Item], params: GenerationParams) -> int:
-        return context_tokens(items, params.instructions, params.tools)
+        return context_tokens(items, params.instructions, params.preamble_tools)
 
     def model_ids(self) -> list[str]:
         return ["tether-scripted"]

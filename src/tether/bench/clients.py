@@ -16,6 +16,7 @@ import orjson
 from websockets.asyncio.client import ClientConnection, connect
 
 from ..api.events import TERMINAL_EVENT_TYPES
+from ..api.sse import SSEDecoder
 
 
 class BenchError(RuntimeError):
@@ -23,7 +24,7 @@ class BenchError(RuntimeError):
 
 
 @dataclass(slots=True)
-class TurnResult:
+class TimedTurn:
     response: dict[str, Any]  # the final Response object
     wait_s: float  # from the first byte sent to the terminal event received
     bytes_sent: int
@@ -34,7 +35,7 @@ class TurnResult:
 class Transport(Protocol):
     """One client connection; runners for other servers (peers) plug in here."""
 
-    async def create(self, body: dict[str, Any]) -> TurnResult: ...
+    async def create(self, body: dict[str, Any]) -> TimedTurn: ...
 
     async def close(self) -> None: ...
 
@@ -66,11 +67,13 @@ class WebSocketTransport:
         connection.data_received = counting_received  # type: ignore[method-assign]
 
     @classmethod
-    async def open(cls, ws_url: str) -> WebSocketTransport:
-        connection = await connect(ws_url, max_size=None, compression="deflate", open_timeout=30)
+    async def open(cls, ws_url: str, *, deflate: bool = True) -> WebSocketTransport:
+        """Connect offering permessage-deflate, as Codex (and the SDK given a max_size) do, unless `deflate`
+        is false."""
+        connection = await connect(ws_url, max_size=None, compression="deflate" if deflate else None, open_timeout=30)
         return cls(connection)
 
-    async def create(self, body: dict[str, Any]) -> TurnResult:
+    async def create(self, body: dict[str, Any]) -> TimedTurn:
         sent, received = self.sent, self.received
         start = time.perf_counter()
         payload = orjson.dumps({"type": "response.create", **body})
@@ -80,7 +83,7 @@ class WebSocketTransport:
             if event.get("type") in TERMINAL_EVENT_TYPES:
                 break
         wait = time.perf_counter() - start
-        return TurnResult(_final(event), wait, self.sent - sent, self.received - received, len(payload))
+        return TimedTurn(_final(event), wait, self.sent - sent, self.received - received, len(payload))
 
     async def close(self) -> None:
         await self.connection.close()
@@ -90,7 +93,7 @@ class HttpSseTransport:
     def __init__(self, base_url: str) -> None:
         self.client = httpx.AsyncClient(base_url=base_url, timeout=httpx.Timeout(300.0))
 
-    async def create(self, body: dict[str, Any]) -> TurnResult:
+    async def create(self, body: dict[str, Any]) -> TimedTurn:
         content = orjson.dumps({**body, "stream": True})
         request = self.client.build_request(
             "POST", "/v1/responses", content=content, headers={"Content-Type": "application/json"}
@@ -107,23 +110,20 @@ class HttpSseTransport:
             received += sum(len(k) + len(v) + 4 for k, v in response.headers.raw)
             if response.status_code != 200:
                 raise BenchError(f"HTTP {response.status_code}: {(await response.aread())[:500]!r}")
-            buffer = b""
+            decoder = SSEDecoder()
             async for chunk in response.aiter_raw():
                 received += len(chunk)
-                buffer += chunk
-                *frames, buffer = buffer.split(b"\n\n")
-                for frame in frames:
-                    data = frame[frame.index(b"data: ") + 6 :]
-                    if data == b"[DONE]":  # peers (LiteLLM) end the stream with a chat-completions sentinel
+                for sse in decoder.feed(chunk):
+                    if sse.data == "[DONE]":  # peers (LiteLLM) end the stream with a chat-completions sentinel
                         continue
-                    event = orjson.loads(data)
+                    event = orjson.loads(sse.data)
                     if final is None and event.get("type") in TERMINAL_EVENT_TYPES:
                         wait = time.perf_counter() - start
                         final = event
         if final is None:
             raise BenchError("the SSE stream ended without a terminal event")
         event = final
-        return TurnResult(_final(event), wait, len(head) + len(content), received, len(content))
+        return TimedTurn(_final(event), wait, len(head) + len(content), received, len(content))
 
     async def close(self) -> None:
         await self.client.aclose()

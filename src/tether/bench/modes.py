@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from .clients import HttpSseTransport, Transport, TurnResult, WebSocketTransport
+from .clients import HttpSseTransport, TimedTurn, Transport, WebSocketTransport
 
 Item = dict[str, Any]
 
@@ -22,17 +22,21 @@ class Mode:
     transport: str  # "ws" or "http": the server's metric label
     store: bool
     chained: bool  # continue with previous_response_id and only the new items
+    deflate: bool = True  # WebSocket: offer permessage-deflate
 
     async def open(self, server_url: str) -> Transport:
         if self.transport == "ws":
-            return await WebSocketTransport.open(server_url.replace("http://", "ws://") + "/v1/responses")
+            ws_url = server_url.replace("http://", "ws://") + "/v1/responses"
+            return await WebSocketTransport.open(ws_url, deflate=self.deflate)
         return HttpSseTransport(server_url)
 
 
-WS_CACHED = Mode("ws_cached", "WebSocket previous_response_id (store:false)", "ws", store=False, chained=True)
+WS_CACHED = Mode("ws_cached", "WebSocket previous_response_id (store:false), deflate", "ws", store=False, chained=True)
+WS_PLAIN = Mode("ws_plain", "WebSocket previous_response_id (store:false), no compression", "ws", store=False,
+                chained=True, deflate=False)
 HTTP_STORED = Mode("http_stored", "HTTP previous_response_id (store:true, SQLite)", "http", store=True, chained=True)
 HTTP_FULL = Mode("http_full", "HTTP full context (store:false)", "http", store=False, chained=False)
-MODES: tuple[Mode, ...] = (WS_CACHED, HTTP_STORED, HTTP_FULL)
+MODES: tuple[Mode, ...] = (WS_CACHED, WS_PLAIN, HTTP_STORED, HTTP_FULL)
 
 
 @dataclass
@@ -52,7 +56,7 @@ class Conversation:
             body["input"] = [*self.items, *new_items]
         return body
 
-    def record(self, new_items: list[Item], result: TurnResult) -> list[Item]:
+    def record(self, new_items: list[Item], result: TimedTurn) -> list[Item]:
         """Append the turn to the conversation; returns the model's output items."""
         output: list[Item] = result.response.get("output", [])
         self.items.extend(new_items)
@@ -61,7 +65,7 @@ class Conversation:
         return output
 
 
-async def send_turn(transport: Transport, mode: Mode, conversation: Conversation, new_items: list[Item]) -> TurnResult:
+async def send_turn(transport: Transport, mode: Mode, conversation: Conversation, new_items: list[Item]) -> TimedTurn:
     result = await transport.create(conversation.body(mode, new_items))
     conversation.record(new_items, result)
     return result

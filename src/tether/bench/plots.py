@@ -60,6 +60,9 @@ def plot_rollouts(summary: Sequence[dict[str, Any]], modes: Sequence[Mode], path
     for index, mode in enumerate(modes):
         xs = [g + index * width for g in range(len(groups))]
         ax.bar(xs, [totals[(group, mode.name)] for group in groups], width, label=mode.label)
+    floors = [sum(row["floor_s"] for row in summary if (row["profile"], row["network"]) == group) for group in groups]
+    ax.hlines(floors, [g - width / 2 for g in range(len(groups))], [g + 0.8 - width / 2 for g in range(len(groups))],
+              colors="black", linestyles="dashed", label="floor: model time + one RTT a turn")
     ax.set_xticks([g + 0.4 - width / 2 for g in range(len(groups))], [f"{p}\n{n}" for p, n in groups])
     ax.set_ylabel("rollout time, s (median, summed over workloads)")
     ax.set_title("tether bench: rollout time per mode")

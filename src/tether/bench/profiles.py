@@ -42,13 +42,18 @@ class NetworkProfile:
         return f"delay proxy: +{self.rtt_ms:g} ms RTT, {rate}"
 
 
-# GPT-5-class speed (the article's 65 tok/s) and Codex-Spark-class speed (1,000 tok/s).
+# GPT-5-class speed (the article's 65 tok/s) and Codex-Spark-class speed (1,000 tok/s); `instant` takes
+# no model time at all, so a rollout is nothing but the API's own cost.
 MODEL_PROFILES = {
     "65tps": ModelProfile("65tps", 65.0, ttft_ms=400.0, prefill_tokens_per_second=4_000.0),
     "1000tps": ModelProfile("1000tps", 1000.0, ttft_ms=50.0, prefill_tokens_per_second=40_000.0),
+    "instant": ModelProfile("instant", 1e9, ttft_ms=0.0, prefill_tokens_per_second=1e12),
 }
 SMOKE_PROFILE = ModelProfile("smoke", 20_000.0, ttft_ms=1.0, prefill_tokens_per_second=1_000_000.0)
 NETWORK_PROFILES = {
     "loopback": NetworkProfile("loopback"),
     "wan": NetworkProfile("wan", rtt_ms=40.0, mbit_per_s=20.0),
+    "wan50": NetworkProfile("wan50", rtt_ms=40.0, mbit_per_s=50.0),
 }
+#: what `tether bench` runs unless told otherwise (`wan50` on request)
+DEFAULT_NETWORKS = ("loopback", "wan")

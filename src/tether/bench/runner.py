@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import dataclasses
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -18,12 +19,12 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from .modes import HTTP_FULL, MODES, Conversation, Mode
-from .profiles import MODEL_PROFILES, NETWORK_PROFILES, SMOKE_PROFILE, ModelProfile, NetworkProfile
+from .profiles import DEFAULT_NETWORKS, MODEL_PROFILES, NETWORK_PROFILES, SMOKE_PROFILE, ModelProfile, NetworkProfile
 from .proxy import delay_proxy
 from .report import machine_note, wide_console, write_json
 from .rollout import RolloutRecord, run_rollout
 from .server import ServerProcess, tether_server
-from .summary import print_summary, summarize
+from .summary import print_summary, summarize, target_verdicts
 from .workloads import SHIPPED, Workload, load
 
 
@@ -31,12 +32,14 @@ def add_bench_parser(sub: Any) -> None:
     bench = sub.add_parser("bench", help="replay agent workloads against a tether server, mode against mode")
     bench.add_argument("--workloads", default=",".join(SHIPPED), help="shipped names or JSON paths, comma-separated")
     bench.add_argument("--profiles", default=",".join(MODEL_PROFILES), help=f"of {', '.join(MODEL_PROFILES)}")
-    bench.add_argument("--networks", default=",".join(NETWORK_PROFILES), help=f"of {', '.join(NETWORK_PROFILES)}")
+    bench.add_argument("--networks", default=",".join(DEFAULT_NETWORKS), help=f"of {', '.join(NETWORK_PROFILES)}")
     names = ", ".join(m.name for m in MODES)
     bench.add_argument("--modes", default=names.replace(" ", ""), help=f"of {names}")
     bench.add_argument("--repeats", type=int, default=3)
     bench.add_argument("--out", type=Path, default=Path("bench-results"), help="folder for JSON and plots")
     bench.add_argument("--smoke", action="store_true", help="CI smoke: tiny workload, fast model, 1 repeat")
+    bench.add_argument("--no-deflate", action="store_true",
+                       help="WebSocket modes do not offer permessage-deflate (by default they do, as Codex does)")
 
 
 def _pick(names: str, known: dict[str, Any], what: str) -> list[Any]:
@@ -104,6 +107,8 @@ def run_bench(args: argparse.Namespace) -> int:
         repeats = max(1, args.repeats)
     networks = _pick(args.networks, NETWORK_PROFILES, "network")
     modes = _pick(args.modes, {m.name: m for m in MODES}, "mode")
+    if args.no_deflate:
+        modes = [dataclasses.replace(m, deflate=False) if m.transport == "ws" else m for m in modes]
     console.print(f"tether bench: {machine_note()}")
     for net in networks:
         console.print(f"  network {net.name}: {net.describe()}")
@@ -111,16 +116,17 @@ def run_bench(args: argparse.Namespace) -> int:
         console.print(f"  model {profile.name}: {profile.tokens_per_second:g} tok/s, ttft {profile.ttft_ms:g} ms, "
                       f"prefill {profile.prefill_tokens_per_second:g} tok/s")
     records = asyncio.run(run_matrix(profiles, workloads, networks, modes, repeats, console))
-    summary = summarize(records, modes)
+    summary = summarize(records, modes, {net.name: net for net in networks})
     print_summary(summary, console)
     args.out.mkdir(parents=True, exist_ok=True)
     result = {
         "benchmark": "tether bench", "machine": machine_note(), "repeats": repeats,
         "profiles": [_profile_dict(p) for p in profiles],
         "networks": {net.name: net.describe() for net in networks},
-        "modes": {m.name: m.label for m in modes},
+        "modes": {m.name: m.label if m.deflate or m.transport != "ws" else f"{m.label} (--no-deflate)"
+                  for m in modes},
         "workloads": {w.name: {"tool_calls": w.tool_calls, "model_turns": w.model_turns} for w in workloads},
-        "summary": summary, "rollouts": [r.to_dict() for r in records],
+        "summary": summary, "targets": target_verdicts(summary), "rollouts": [r.to_dict() for r in records],
     }
     write_json(result, args.out / "bench.json")
     from .plots import plot_rollouts, plot_turns

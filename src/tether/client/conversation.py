@@ -15,7 +15,7 @@ from .chain import ChainPoint, plan
 from .errors import RECOVERABLE_CODES, ConnectionLost, ResponseFailed, ServerError, TetherError, UpgradeRefused
 from .exchange import Exchange, OnEvent
 from .http_transport import HttpTransport
-from .stats import TurnResult, TurnStats
+from .stats import TurnReply, TurnStats
 from .ws_transport import WebSocketTransport
 
 if TYPE_CHECKING:
@@ -33,7 +33,7 @@ class Conversation:
         self.on_event = on_event
         #: the full context: every input item sent and every output item received, in order
         self.items: list[Item] = []
-        self.turns: list[TurnResult] = []
+        self.turns: list[TurnReply] = []
         self._ws: WebSocketTransport | None = None
         self._connection = 0  # bumped on every new socket, so a chain never crosses sockets by accident
         self._point: ChainPoint | None = None
@@ -46,7 +46,7 @@ class Conversation:
     def last_response_id(self) -> str | None:
         return self._point.response_id if self._point else None
 
-    async def warm_up(self) -> TurnResult | None:
+    async def warm_up(self) -> TurnReply | None:
         """WebSocket only: `generate: false` with the current context, so the first turn is incremental."""
         if self.client.http_only:
             return None
@@ -57,7 +57,7 @@ class Conversation:
             return None
         return await self._turn([], {"generate": False}, commit=False)
 
-    async def send(self, new_items: list[Item] | str, **overrides: Any) -> TurnResult:
+    async def send(self, new_items: list[Item] | str, **overrides: Any) -> TurnReply:
         """Appends `new_items` (a string is one user message), runs one response, records its output."""
         if isinstance(new_items, str):
             new_items = [{"type": "message", "role": "user", "content": new_items}]
@@ -73,7 +73,7 @@ class Conversation:
             self._ws = None
 
     # -- one turn ---------------------------------------------------------------------------
-    async def _turn(self, new_items: list[Item], extra: dict[str, Any], *, commit: bool) -> TurnResult:
+    async def _turn(self, new_items: list[Item], extra: dict[str, Any], *, commit: bool) -> TurnReply:
         full_input = self.items + new_items
         stats = TurnStats()
         started = time.perf_counter()
@@ -133,7 +133,7 @@ class Conversation:
         finally:
             stats.bytes_sent += transport.last_bytes_sent
 
-    def _finish(self, exchange: Exchange, stats: TurnStats, full_input: list[Item], *, commit: bool) -> TurnResult:
+    def _finish(self, exchange: Exchange, stats: TurnStats, full_input: list[Item], *, commit: bool) -> TurnReply:
         response, raw = exchange.response, exchange.response_json
         stats.first_event_s = (exchange.first_event_at - exchange.sent_at) if exchange.first_event_at else None
         stats.model_s = exchange.model_s
@@ -152,7 +152,7 @@ class Conversation:
             self._point = None
         if commit:
             self.items = full_input + output
-        result = TurnResult(response, exchange.events, stats)
+        result = TurnReply(response, exchange.events, stats)
         self.turns.append(result)
         return result
 

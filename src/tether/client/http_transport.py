@@ -8,6 +8,7 @@ from typing import Any
 import httpx
 import orjson
 
+from ..api.sse import decode_stream
 from .errors import ConnectionLost, TransportError, TurnTimeout
 from .exchange import Exchange, OnEvent, error_from_body
 
@@ -36,7 +37,7 @@ class HttpTransport:
                     except orjson.JSONDecodeError:
                         parsed = None
                     raise error_from_body(answer.status_code, parsed, text)
-                async for data in _sse_events(answer.aiter_lines()):
+                async for data in _sse_events(answer.aiter_bytes()):
                     if await exchange.feed(data, on_event):
                         return exchange
         except httpx.TimeoutException as exc:
@@ -46,23 +47,11 @@ class HttpTransport:
         raise ConnectionLost("the event stream ended before a terminal event")
 
 
-async def _sse_events(lines: AsyncIterator[str]) -> AsyncIterator[dict[str, Any]]:
-    """Decodes `data:` lines into JSON objects, one per blank-line-terminated SSE event."""
-    data: list[str] = []
-    async for line in lines:
-        if not line:
-            if data:
-                joined = "\n".join(data)
-                data = []
-                if joined.strip() == "[DONE]":
-                    return
-                decoded = orjson.loads(joined)
-                if isinstance(decoded, dict):
-                    yield decoded
-            continue
-        if line.startswith("data:"):
-            data.append(line[5:].lstrip(" "))
-    if data and "\n".join(data).strip() != "[DONE]":
-        decoded = orjson.loads("\n".join(data))
+async def _sse_events(chunks: AsyncIterator[bytes]) -> AsyncIterator[dict[str, Any]]:
+    """The JSON object of each SSE event (a `[DONE]` sentinel, which Responses streams lack, ends it)."""
+    async for event in decode_stream(chunks):
+        if event.data.strip() == "[DONE]":
+            return
+        decoded = orjson.loads(event.data)
         if isinstance(decoded, dict):
             yield decoded

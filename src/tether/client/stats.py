@@ -43,7 +43,7 @@ class TurnStats:
 
 
 @dataclass(slots=True)
-class TurnResult:
+class TurnReply:
     response: Response
     events: list[Any]
     stats: TurnStats

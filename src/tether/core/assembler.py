@@ -64,6 +64,22 @@ class OutputAssembler:
         self._call_index = None
         return events
 
+    @property
+    def open_kind(self) -> str | None:
+        """The type of the item still streaming, if any."""
+        return str(self._open["type"]) if self._open is not None else None
+
+    def discard_open(self) -> tuple[int, Item] | None:
+        """Drop the item still streaming (an interrupt discards partial items): its index and the item."""
+        item = self._open
+        if item is None:
+            return None
+        index = len(self.output) - 1
+        self._open = None
+        self._call_index = None
+        self.output.pop()
+        return index, item
+
     # -- deltas -------------------------------------------------------------------------------
     def text(self, delta: TextDelta) -> list[Event]:
         events: list[Event] = []

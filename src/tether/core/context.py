@@ -7,17 +7,23 @@ really needs all of it (a fresh backend session, an `input_tokens` count).
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
 from ..api.items import Item
 
+if TYPE_CHECKING:
+    from .conversation_settings import ConversationSettings
+
 
 class Context:
-    __slots__ = ("items", "length", "parent")
+    __slots__ = ("items", "length", "parent", "settings")
 
     def __init__(self, parent: Context | None = None, items: tuple[Item, ...] = ()) -> None:
         self.parent = parent
         self.items = items
         self.length: int = (parent.length if parent else 0) + len(items)
+        #: what the items up to here set (`conversation_settings.settings_of`), folded on first use
+        self.settings: ConversationSettings | None = None
 
     def extend(self, items: Iterable[Item]) -> Context:
         added = tuple(items)

@@ -27,9 +27,55 @@ class _Metrics:
         self.ws_lanes = Gauge("tether_ws_lanes", "Named lanes open across WebSocket connections")
         self.cache_hits = Counter("tether_ws_cache_hits", "previous_response_id found in the connection cache")
         self.cache_misses = Counter("tether_ws_cache_misses", "previous_response_id not in the connection cache")
+        self.prompt_cache_diagnostics = Counter(
+            "tether_prompt_cache_diagnostics", "Responses by their prompt_cache_diagnostics type", ["type"]
+        )
+        self.prompt_cache_misses = Counter(
+            "tether_prompt_cache_misses", "Responses whose prompt could not reuse the compared one's, by reason",
+            ["reason"],
+        )
         self.store_hydrations = Counter("tether_store_hydrations", "Chains rebuilt from the store", ["transport"])
         self.cache_evictions = Counter("tether_ws_cache_evictions", "Cached responses evicted", ["reason"])
         self.cached_bytes = Gauge("tether_ws_cache_bytes", "Approximate bytes held in WebSocket connection caches")
+        # The upstream backend's engine pool, per replica (its chat-completions base URL).
+        self.upstream_in_flight = Gauge(
+            "tether_upstream_in_flight", "Requests in flight to each engine replica", ["replica"]
+        )
+        self.upstream_conversations = Gauge(
+            "tether_upstream_conversations", "Conversations pinned to each engine replica", ["replica"]
+        )
+        self.upstream_healthy = Gauge(
+            "tether_upstream_healthy", "1 while an engine replica is taken as healthy, else 0", ["replica"]
+        )
+        self.upstream_requests = Counter(
+            "tether_upstream_requests", "Chat-completions requests sent to each engine replica", ["replica"]
+        )
+        self.upstream_failures = Counter(
+            "tether_upstream_failures",
+            "Failed requests and health checks per engine replica, by kind",
+            ["replica", "kind"],
+        )
+        self.upstream_failovers = Counter(
+            "tether_upstream_failovers",
+            "Conversations moved off an engine replica that failed (their full context is replayed elsewhere)",
+            ["replica"],
+        )
+        self.upstream_retries = Counter(
+            "tether_upstream_retries",
+            "Requests sent again on a fresh connection after a kept-alive one closed without answering",
+            ["replica"],
+        )
+        self.upstream_prompt_tokens = Counter(
+            "tether_upstream_prompt_tokens", "Prompt tokens each engine replica reported", ["replica"]
+        )
+        self.upstream_cached_tokens = Counter(
+            "tether_upstream_cached_tokens", "Prompt tokens each engine replica served from its cache", ["replica"]
+        )
+        self.upstream_cached_share = Gauge(
+            "tether_upstream_cached_token_share",
+            "Share of the prompt tokens each engine replica served from its cache, since start",
+            ["replica"],
+        )
 
 
 METRICS = _Metrics()

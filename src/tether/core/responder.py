@@ -2,7 +2,9 @@
 
 `TurnEngine.prepare` does everything that can fail before a response exists (resolving item
 references, attaching a backend session) and raises `APIError`; `TurnEngine.run` yields the events.
-Work the client does not wait for (persisting, metrics) runs after the terminal event was consumed.
+Before the terminal event: the session takes the turn's output and a `store: true` response is
+committed, so an acknowledged response survives a crash. After it (guaranteed, even when the caller
+stops reading right after the terminal event): sizing the cached state and accounting.
 """
 
 from __future__ import annotations
@@ -10,22 +12,25 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
 
+from ..api.compaction import compact
 from ..api.errors import invalid
 from ..api.events import EventSequencer
 from ..api.ids import new_id
 from ..api.items import Item
 from ..api.request import CreateRequest
-from ..api.response import Usage, build_response
+from ..api.response import Usage, build_response, request_echo
+from ..api.tool_outputs import check_tool_outputs
 from ..backends.base import (
     Backend,
     BackendError,
     BackendSession,
+    Delta,
     Finished,
     GenerationParams,
     ReasoningDelta,
@@ -33,14 +38,26 @@ from ..backends.base import (
     ToolCallDelta,
 )
 from ..store.base import StoredResponse
+from . import turn_log
 from .assembler import OutputAssembler
 from .book import ResponseBook
+from .cache_baseline import diagnose
+from .cache_diagnostics import UNAVAILABLE, CacheVerdict
+from .connection_cache import ConnectionCache
 from .context import EMPTY, Context
+from .conversation_settings import model_view, settings_of
 from .metrics import METRICS
+from .parents import Parent
 from .state import ResponseState
+from .turn_control import TurnControl, Wake, controlled
+from .turn_params import generation_params
+
+__all__ = ["FINAL_STATUSES", "Turn", "TurnEngine", "generation_params"]
 
 log = logging.getLogger("tether.turn")
 Event = dict[str, Any]
+#: statuses after which a response is final and, with `store: true`, persisted
+FINAL_STATUSES = ("completed", "incomplete", "failed", "cancelled")
 
 
 @dataclass(slots=True)
@@ -59,33 +76,26 @@ class Turn:
     transport: str
     parent_bytes: int = 0
     snapshot: dict[str, Any] = field(default_factory=dict)
+    #: the finished response with its context, set when the turn succeeded (a continuation's parent)
     result: ResponseState | None = None
     model_seconds: float = 0.0
+    #: interrupt and steer requests (WebSocket turns); None where nothing can reach a running turn
+    control: TurnControl | None = None
+    #: numbers the response's events; set when the run starts
+    seq: EventSequencer | None = None
+    #: what the model is asked, with what the conversation set (`turn_params`)
+    params: GenerationParams = field(default_factory=lambda: GenerationParams(model=""))
+    #: the prompt-cache diagnosis against the parent or the comparison response (`cache_diagnostics`)
+    verdict: CacheVerdict = UNAVAILABLE
+    #: a `compaction_trigger` turn: the compaction item its output holds, made before the response exists
+    compaction: Item | None = None
 
     @property
     def status(self) -> str:
         return str(self.snapshot.get("status", "queued"))
 
-
-def generation_params(request: CreateRequest) -> GenerationParams:
-    offered = request.offered_tools
-    choice = request.tool_choice
-    if choice.allowed is not None:
-        offered = tuple(tool for tool in offered if tool.name in choice.allowed)
-    if choice.mode == "none":
-        offered = ()
-    return GenerationParams(
-        model=request.model,
-        instructions=request.instructions,
-        tools=offered,
-        tool_choice=choice,
-        parallel_tool_calls=request.parallel_tool_calls,
-        max_output_tokens=request.max_output_tokens,
-        temperature=request.temperature,
-        top_p=request.top_p,
-        json_schema=request.json_schema,
-        truncation=request.truncation,
-    )
+    def record(self) -> StoredResponse:
+        return StoredResponse(self.snapshot, self.input_items, self.owner)
 
 
 class TurnEngine:
@@ -113,26 +123,40 @@ class TurnEngine:
         self,
         request: CreateRequest,
         owner: str,
-        parent: ResponseState | None,
+        parent: Parent | None,
         *,
-        fork: bool = False,
         transport: str = "http",
         received_at: float | None = None,
+        cache: ConnectionCache | None = None,
     ) -> Turn:
-        """Everything before the response exists. `fork` keeps the parent's session for its own lane."""
+        """Everything before the response exists. A fork keeps the parent's session for its own lane.
+
+        `cache` (a WebSocket connection's) is where a `comparison_response_id` is looked for first."""
         received = received_at if received_at is not None else time.perf_counter()
         input_items = await self.resolve_input(request, owner)
-        base = parent.context if parent is not None else EMPTY
+        state = parent.state if parent is not None else None
+        base = state.context if state is not None else EMPTY
         context = base.extend(input_items)
+        # Before a session is taken, so a refused turn leaves the parent's engine state as it was.
+        check_tool_outputs(input_items, base.to_list, state.response.get("output") or () if state else ())
+        settings = settings_of(context)
+        params = generation_params(request, settings)
+        if request.tool_choice.mode == "required" and not params.tools:
+            raise invalid("'tool_choice' requires a tool, but no function or custom tools were given.", "tool_choice")
+        compaction = None
+        if input_items and input_items[-1]["type"] == "compaction_trigger":
+            # Made now, so a context too large to compact is a 400 rather than a failed response.
+            compaction = compact(context.to_list()[:-1], 0)["output"][-1]
+        verdict = await diagnose(request, request_echo(request).fields, context, owner, parent, self.book, cache)
         session: BackendSession | None = None
-        if parent is not None and parent.session is not None:
-            session = parent.session.fork() if fork else parent.take_session()
+        if state is not None and state.session is not None:
+            session = state.session.fork() if parent is not None and parent.fork else state.take_session()
         if session is None:
             session = self.backend.new_session()
-            session_items = context.to_list()
+            session_items = model_view(context.to_list(), 0, settings.leading)
             METRICS.session_misses.inc()
         else:
-            session_items = input_items
+            session_items = model_view(input_items, len(base), settings.leading)
             METRICS.session_hits.inc()
         METRICS.items_handed.labels(transport=transport).inc(len(session_items))
         return Turn(
@@ -146,31 +170,68 @@ class TurnEngine:
             session_items=session_items,
             received_at=received,
             transport=transport,
-            parent_bytes=parent.nbytes if parent is not None else 0,
+            parent_bytes=state.nbytes if state is not None else 0,
+            params=params,
+            verdict=verdict,
+            compaction=compaction,
         )
 
-    async def run(self, turn: Turn) -> AsyncIterator[Event]:
-        """Yield the response's events. After the terminal event is consumed: cache state, persist."""
+    async def run(self, turn: Turn) -> AsyncGenerator[Event, None]:
+        """Yield the response's events, the terminal one last."""
         request = turn.request
-        seq = EventSequencer(request.stream_id, request.include_obfuscation)
-        first_status = "queued" if request.background else "in_progress"
-        turn.snapshot = build_response(request, turn.response_id, turn.created_at, status=first_status)
-        yield seq.lifecycle("response.created", turn.snapshot)
-        if not request.generate:
-            async for event in self._warm_up(turn, seq):
-                yield event
-        else:
+        seq = turn.seq = EventSequencer(request.stream_id, request.include_obfuscation)
+        try:
+            first_status = "queued" if request.background else "in_progress"
+            turn.snapshot = build_response(request, turn.response_id, turn.created_at, status=first_status)
+            yield seq.lifecycle("response.created", turn.snapshot)
+            if turn.compaction is not None:
+                yield seq.lifecycle("response.in_progress", turn.snapshot)
+                async for event in self._compact(turn, seq):
+                    yield event
+            elif not request.generate:
+                await self._warm_up(turn)
+            else:
+                if request.background:
+                    yield seq.lifecycle("response.queued", turn.snapshot)
+                    turn.snapshot = build_response(request, turn.response_id, turn.created_at, status="in_progress")
+                yield seq.lifecycle("response.in_progress", turn.snapshot)
+                async for event in self._generate(turn, seq):
+                    yield event
+            await self._commit(turn)
+            yield seq.lifecycle(_terminal_type(turn.status), turn.snapshot)
+        except asyncio.CancelledError:
+            turn.session.broken = True
             if request.background:
-                yield seq.lifecycle("response.queued", turn.snapshot)
-                turn.snapshot = build_response(request, turn.response_id, turn.created_at, status="in_progress")
-            yield seq.lifecycle("response.in_progress", turn.snapshot)
-            async for event in self._generate(turn, seq):
-                yield event
-        self._after_terminal(turn)
+                await self.record_cancelled(turn)
+            raise
+        finally:
+            self._account(turn)
 
-    async def _warm_up(self, turn: Turn, seq: EventSequencer) -> AsyncIterator[Event]:
-        params = generation_params(turn.request)
-        prompt_tokens = await turn.session.warm(turn.session_items, params)
+    async def record_cancelled(self, turn: Turn) -> None:
+        """A run stopped before its end (a cancelled background response, a shutdown): recorded as
+        `cancelled` when it was to be stored, so its id never reads as running or missing."""
+        turn.session.broken = True
+        turn.result = None
+        if turn.status in FINAL_STATUSES:
+            return
+        turn.snapshot = build_response(
+            turn.request, turn.response_id, turn.created_at, status="cancelled", completed_at=int(time.time())
+        )
+        if turn.request.store:
+            try:
+                await self.book.save(turn.record())
+            except Exception:
+                log.exception("could not record cancelled response %s", turn.response_id)
+
+    def _diagnostics(self, turn: Turn, input_tokens: int) -> dict[str, Any]:
+        """The final Response's `prompt_cache_diagnostics`; the reusable prefix of an input divergence is
+        counted by the backend (only then: a hit or a settings miss needs no count)."""
+        verdict = turn.verdict
+        prefix = self.backend.count_tokens(list(verdict.prefix), turn.params) if verdict.needs_prefix_tokens else 0
+        return verdict.diagnostics(input_tokens, prefix)
+
+    async def _warm_up(self, turn: Turn) -> None:
+        prompt_tokens = await turn.session.warm(turn.session_items, turn.params)
         turn.snapshot = build_response(
             turn.request,
             turn.response_id,
@@ -178,19 +239,65 @@ class TurnEngine:
             status="completed",
             usage=Usage(input_tokens=prompt_tokens),
             completed_at=int(time.time()),
+            prompt_cache_diagnostics=self._diagnostics(turn, prompt_tokens),
         )
         turn.result = ResponseState(turn.snapshot, turn.input_items, turn.context, turn.owner, turn.session)
-        yield seq.lifecycle("response.completed", turn.snapshot)
 
-    async def _generate(self, turn: Turn, seq: EventSequencer) -> AsyncIterator[Event]:
+    async def _compact(self, turn: Turn, seq: EventSequencer) -> AsyncGenerator[Event, None]:
+        """A `compaction_trigger` turn: the context is compacted as `POST /v1/responses/compact` does, and
+        the output is the compaction item. The session takes the context like a warm-up (the trigger and
+        the item are nothing a model reads), so a continuation renders only what comes after."""
+        item = turn.compaction
+        assert item is not None
+        yield seq.item_added(0, item)
+        yield seq.compaction_compacting(str(item["id"]), 0)
+        prompt_tokens = await turn.session.warm(turn.session_items, turn.params)
+        yield seq.item_done(0, item)
+        turn.snapshot = build_response(
+            turn.request,
+            turn.response_id,
+            turn.created_at,
+            status="completed",
+            output=[item],
+            usage=Usage(input_tokens=prompt_tokens),
+            completed_at=int(time.time()),
+            prompt_cache_diagnostics=self._diagnostics(turn, prompt_tokens),
+        )
+        turn.session.commit([])
+        context = turn.context.extend([item])
+        turn.result = ResponseState(turn.snapshot, turn.input_items, context, turn.owner, turn.session)
+
+    async def _generate(self, turn: Turn, seq: EventSequencer) -> AsyncGenerator[Event, None]:
+        """The model's output events; leaves the final snapshot (and, on success, the result) on `turn`.
+
+        With a `TurnControl` (WebSocket turns) an interrupt stops the generation at once and discards the
+        partial item; a steer stops it at a safe boundary (never inside a tool call) and keeps what was
+        produced, so the successor continues from it."""
         request = turn.request
-        params = generation_params(request)
+        params = turn.params
         assembler = OutputAssembler(seq, params.tools, request.parallel_tool_calls)
+        control = turn.control
+        stream = turn.session.generate(turn.session_items, params)
+        steered_stream = controlled(stream, control) if control is not None else None
+        source: AsyncIterator[Delta | Wake] = steered_stream if steered_stream is not None else stream
         finished: Finished | None = None
         failure: dict[str, Any] | None = None
+        stopped: str | None = None  # "interrupted" or "steered": the turn ended before the model did
+        graceful = False  # the backend agreed to end at its next token (its state stays usable)
+        if control is not None:
+            control.generating = True
         try:
-            async for delta in turn.session.generate(turn.session_items, params):
-                if isinstance(delta, TextDelta):
+            async for delta in source:
+                if isinstance(delta, Wake):
+                    assert control is not None
+                    for steer in control.unannounced():
+                        yield seq.steer_accepted(steer.id, turn.response_id)
+                    if control.stop_reason == "interrupted":
+                        yield seq.interrupt_accepted(turn.response_id)
+                        stopped = "interrupted"
+                        break
+                    events: list[Event] = []
+                elif isinstance(delta, TextDelta):
                     events = assembler.text(delta)
                 elif isinstance(delta, ToolCallDelta):
                     events = assembler.tool_call(delta)
@@ -201,7 +308,14 @@ class TurnEngine:
                     break
                 for event in events:
                     yield event
-            if finished is None:
+                if control is not None and control.stop_reason == "steered" and stopped is None:
+                    if assembler.open_kind in ("function_call", "custom_tool_call"):
+                        continue  # a safe boundary is after the call, never inside its arguments
+                    stopped = "steered"
+                    graceful = turn.session.stop_soon()
+                    if not graceful:
+                        break
+            if finished is None and stopped is None:
                 raise BackendError("The model stopped without finishing its answer.")
         except BackendError as exc:
             failure = {"code": exc.code, "message": str(exc)}
@@ -211,48 +325,96 @@ class TurnEngine:
         except Exception as exc:
             log.exception("turn %s failed", turn.response_id)
             failure = {"code": "server_error", "message": f"The model backend failed: {type(exc).__name__}."}
-        if failure is not None or finished is None:
+        finally:
+            if control is not None:
+                control.generating = False
+            if steered_stream is not None:
+                await steered_stream.aclose()
+        if failure is not None:
             turn.session.broken = True
             for event in assembler.close("incomplete"):
                 yield event
             turn.snapshot = build_response(
                 request, turn.response_id, turn.created_at, status="failed", output=assembler.output, error=failure,
-                usage=Usage(),
+                usage=Usage(), prompt_cache_diagnostics=self._diagnostics(turn, 0),
             )
-            yield seq.lifecycle("response.failed", turn.snapshot)
             return
-        truncated = finished.reason == "length"
-        for event in assembler.close("incomplete" if truncated else "completed"):
+        if stopped == "interrupted":
+            discarded = assembler.discard_open()
+            if discarded is not None:
+                yield seq.item_interrupted(turn.response_id, str(discarded[1]["id"]), discarded[0])
+        truncated = finished is not None and finished.reason == "length" and stopped is None
+        for event in assembler.close("incomplete" if truncated or stopped else "completed"):
             yield event
-        turn.model_seconds = finished.model_seconds
-        usage = Usage(
-            input_tokens=finished.prompt_tokens,
-            cached_tokens=finished.cached_tokens,
-            output_tokens=finished.output_tokens,
-        )
+        usage = Usage()
+        if finished is not None:
+            turn.model_seconds = finished.model_seconds
+            usage = Usage(
+                input_tokens=finished.prompt_tokens,
+                cached_tokens=finished.cached_tokens,
+                output_tokens=finished.output_tokens,
+            )
+        reason = stopped or ("max_output_tokens" if truncated else None)
         turn.snapshot = build_response(
             request,
             turn.response_id,
             turn.created_at,
-            status="incomplete" if truncated else "completed",
+            status="incomplete" if reason else "completed",
             output=assembler.output,
             usage=usage,
             completed_at=int(time.time()),
-            incomplete_reason="max_output_tokens" if truncated else None,
+            incomplete_reason=reason,
+            prompt_cache_diagnostics=self._diagnostics(turn, usage.input_tokens),
         )
+        session: BackendSession | None = None
+        if stopped is not None and not (stopped == "steered" and graceful and finished is not None):
+            turn.session.broken = True  # cancelled mid-way: its state no longer matches the output
+        if not turn.session.broken:
+            turn.session.commit(assembler.output)
+            session = turn.session
         context = turn.context.extend(assembler.output)
-        session = None if turn.session.broken else turn.session
         turn.result = ResponseState(turn.snapshot, turn.input_items, context, turn.owner, session)
-        yield seq.lifecycle("response.incomplete" if truncated else "response.completed", turn.snapshot)
 
-    def _after_terminal(self, turn: Turn) -> None:
-        """Runs once the client has the terminal event: size the cached state, persist, count."""
-        status = turn.status
+    async def _commit(self, turn: Turn) -> None:
+        """Before the terminal event: a `store: true` response is committed to the store. If the store
+        fails, the response fails with it rather than being acknowledged and then lost."""
+        if not turn.request.store or turn.status not in FINAL_STATUSES:
+            return
+        try:
+            await self.book.save(turn.record())
+        except Exception:
+            log.exception("could not persist response %s", turn.response_id)
+            turn.session.broken = True
+            turn.result = None
+            turn.snapshot = build_response(
+                turn.request, turn.response_id, turn.created_at, status="failed", output=turn.snapshot.get("output"),
+                usage=Usage(), error={"code": "server_error", "message": "The response could not be stored."},
+                prompt_cache_diagnostics=turn.snapshot.get("prompt_cache_diagnostics"),
+            )
+
+    def _account(self, turn: Turn) -> None:
+        """After the terminal event (or the run's end, however it ended): size the cached state, count."""
         if turn.result is not None:
             added = orjson.dumps([turn.input_items, turn.result.response.get("output") or []])
             turn.result.nbytes = turn.parent_bytes + len(added)
-        if turn.request.store and status in ("completed", "incomplete", "failed", "cancelled"):
-            self.book.persist_later(StoredResponse(turn.snapshot, turn.input_items, turn.owner))
+        status = turn.status
         METRICS.responses.labels(status=status, transport=turn.transport).inc()
         server_seconds = max(0.0, time.perf_counter() - turn.received_at - turn.model_seconds)
         METRICS.turn_server_seconds.labels(transport=turn.transport).observe(server_seconds)
+        diagnostics = turn.snapshot.get("prompt_cache_diagnostics") or {}
+        if diagnostics:
+            METRICS.prompt_cache_diagnostics.labels(type=diagnostics["type"]).inc()
+            if diagnostics["type"] == "cache_miss":
+                METRICS.prompt_cache_misses.labels(reason=diagnostics["reason"]).inc()
+        if turn_log.log.isEnabledFor(logging.INFO):
+            turn_log.log_turn(turn_log.turn_fields(
+                response_id=turn.response_id, status=status, transport=turn.transport,
+                lane=turn.request.stream_id, usage=turn.snapshot.get("usage"), server_seconds=server_seconds,
+                model_seconds=turn.model_seconds, replica=getattr(turn.session, "replica_name", None),
+                client_turn_id=turn.request.client_metadata.turn_id,
+                cache=diagnostics.get("reason") or diagnostics.get("type"),
+            ))
+
+
+def _terminal_type(status: str) -> str:
+    return {"completed": "response.completed", "incomplete": "response.incomplete"}.get(status, "response.failed")

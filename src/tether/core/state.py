@@ -23,14 +23,13 @@ class ResponseState:
     lane: str | None = None
     #: approximate memory of the whole context (JSON bytes), for the connection caches' bounds
     nbytes: int = 0
+    #: where the engine holds this conversation (`BackendSession.placement`: an upstream replica), so a
+    #: continuation without a live session goes back there (`Backend.session_for`)
+    placement: str | None = None
 
     @property
     def id(self) -> str:
         return str(self.response["id"])
-
-    @property
-    def stored(self) -> bool:
-        return bool(self.response.get("store"))
 
     def take_session(self) -> BackendSession | None:
         """Hand the session to a continuation; this state then no longer holds one."""

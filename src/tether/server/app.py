@@ -31,7 +31,6 @@ def create_app(state: AppState) -> FastAPI:
         try:
             yield
         finally:
-            await state.book.flush()
             await state.backend.aclose()
             await state.store.close()
 
@@ -92,6 +91,17 @@ def create_app(state: AppState) -> FastAPI:
     @app.websocket("/v1/responses")
     async def websocket(ws: WebSocket) -> None:
         await serve_websocket(state, ws)
+
+    # Probes for load balancers and orchestrators: no key needed, so they say nothing but a status.
+    @app.get("/livez")
+    async def livez() -> Response:
+        return JSON({"status": "ok"})
+
+    @app.get("/readyz")
+    async def readyz() -> Response:
+        if state.shutting_down:  # draining: take this process out of rotation
+            return JSON({"status": "unavailable"}, status_code=503)
+        return JSON({"status": "ok"})
 
     @app.get("/health")
     async def health(request: Request) -> Response:

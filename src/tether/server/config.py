@@ -1,8 +1,10 @@
-"""Server settings, as the CLI fills them."""
+"""Server settings, as the CLI fills them (one home for every server default)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+
+from ..core.connection import ConnectionLimits
 
 
 @dataclass(slots=True)
@@ -20,5 +22,21 @@ class ServerConfig:
     ws_cache_bytes_total: int = 2 * 1024 * 1024 * 1024
     ws_max_named_lanes: int = 32
     ws_max_in_flight: int = 16
+    #: creates one connection may have waiting, and their bytes, before the server stops reading it
+    ws_max_queued: int = 64
+    ws_max_queued_bytes: int = 16 * 1024 * 1024
     #: seconds in-flight responses get to finish at shutdown before they are cancelled
     shutdown_grace_seconds: float = 10.0
+    #: permessage-deflate when a client offers it: "deflate" (tether's selective compression, see
+    #: server/ws_compression.py) or "off" (declined: every message goes uncompressed)
+    ws_compression: str = "deflate"
+
+    def connection_limits(self) -> ConnectionLimits:
+        return ConnectionLimits(
+            max_in_flight=self.ws_max_in_flight,
+            max_named_lanes=self.ws_max_named_lanes,
+            lifetime_seconds=self.ws_lifetime_seconds,
+            max_queued=self.ws_max_queued,
+            max_queued_bytes=self.ws_max_queued_bytes,
+            cache_bytes=self.ws_cache_bytes_per_connection,
+        )

@@ -14,14 +14,15 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
 from ..api.compaction import compact
-from ..api.errors import APIError, invalid, not_found, previous_response_not_found
+from ..api.errors import APIError, invalid, not_found
 from ..api.framing import sse_frame
 from ..api.items import Item
-from ..api.request import CreateRequest, parse_create
-from ..core.metrics import METRICS
-from ..core.responder import Turn, generation_params
-from ..core.state import ResponseState
-from .background import BackgroundRun
+from ..api.query import bool_param, choice_param, int_param
+from ..api.request import parse_create
+from ..core.background import BackgroundRun
+from ..core.parents import resolve_parent
+from ..core.responder import Turn
+from ..core.turn_params import counted_context
 from .responses import JSON
 from .state import AppState
 
@@ -55,27 +56,16 @@ def _response_not_found(response_id: str) -> APIError:
     return not_found(f"Response with id '{response_id}' not found.")
 
 
-async def resolve_parent_from_store(state: AppState, request: CreateRequest, owner: str) -> ResponseState | None:
-    if request.previous_response_id is None:
-        return None
-    parent = await state.book.hydrate(request.previous_response_id, owner)
-    if parent is None:
-        raise previous_response_not_found(request.previous_response_id)
-    METRICS.store_hydrations.labels(transport="http").inc()
-    return parent
-
-
 async def create_response(state: AppState, http: Request, owner: str) -> Response:
     received = time.perf_counter()
     body = await read_json(http, state.config.max_body_bytes)
     request = parse_create(body)
-    parent = await resolve_parent_from_store(state, request, owner)
+    parent = await resolve_parent(request.previous_response_id, owner, state.book, transport="http")
     turn = await state.engine.prepare(request, owner, parent, transport="http", received_at=received)
     if request.background:
-        run = BackgroundRun(state.engine, state.book, turn)
+        run = await BackgroundRun.start(state.engine, state.book, turn)
         if request.stream:
             return StreamingResponse(_sse(run.follow()), media_type="text/event-stream", headers=SSE_HEADERS)
-        await run.wait_started()
         return JSON(turn.snapshot)
     if request.stream:
         return StreamingResponse(_sse(state.engine.run(turn)), media_type="text/event-stream", headers=SSE_HEADERS)
@@ -115,14 +105,14 @@ async def _sse(events: AsyncIterator[dict[str, Any]]) -> AsyncIterator[bytes]:
 
 
 async def retrieve_response(state: AppState, http: Request, owner: str, response_id: str) -> Response:
-    stream = http.query_params.get("stream", "false").lower() == "true"
+    stream = bool_param(http.query_params, "stream", default=False)
+    # Checked whether or not the response is live, so a bad value is a 400 either way. Never
+    # negative: a negative index would replay the run's events from its end, again and again.
+    after = int_param(http.query_params, "starting_after", low=0)
     if stream:
         live = state.book.live(response_id, owner)
-        if isinstance(live, BackgroundRun):
-            after = http.query_params.get("starting_after")
-            if after is not None and not after.lstrip("-").isdigit():
-                raise invalid("Invalid 'starting_after': expected an integer.", "starting_after")
-            events = live.follow(int(after) if after is not None else None)
+        if live is not None:
+            events = live.follow(after)
             return StreamingResponse(_sse(events), media_type="text/event-stream", headers=SSE_HEADERS)
     record = await state.book.get(response_id, owner)
     if record is None:
@@ -134,13 +124,10 @@ async def retrieve_response(state: AppState, http: Request, owner: str, response
 
 async def delete_response(state: AppState, owner: str, response_id: str) -> Response:
     live = state.book.live(response_id, owner)
-    if isinstance(live, BackgroundRun):
+    if live is not None:
         # Let the cancellation land (it records the response) before deleting, or the record would
-        # not be found now and would reappear once the cancelled run persisted it.
-        live.cancel()
-        await asyncio.wait({live.task})
-    elif live is not None:
-        live.cancel()
+        # reappear once the cancelled run persisted it.
+        await live.cancel()
     if not await state.book.delete(response_id, owner):
         raise _response_not_found(response_id)
     return JSON({"id": response_id, "object": "response", "deleted": True})
@@ -148,12 +135,8 @@ async def delete_response(state: AppState, owner: str, response_id: str) -> Resp
 
 async def list_input_items(state: AppState, http: Request, owner: str, response_id: str) -> Response:
     query = http.query_params
-    limit_raw = query.get("limit", "20")
-    if not limit_raw.isdigit() or not 1 <= int(limit_raw) <= 100:
-        raise invalid("Invalid 'limit': expected an integer between 1 and 100.", "limit")
-    order = query.get("order", "desc")
-    if order not in ("asc", "desc"):
-        raise invalid("Invalid 'order': expected 'asc' or 'desc'.", "order")
+    limit = int_param(query, "limit", low=1, high=100, default=20)
+    order = choice_param(query, "order", ("asc", "desc"), default="desc")
     record = await state.book.get(response_id, owner)
     if record is None:
         raise _response_not_found(response_id)
@@ -166,7 +149,6 @@ async def list_input_items(state: AppState, http: Request, owner: str, response_
         if after not in ids:
             raise invalid(f"Invalid 'after': no input item with id '{after}' in this response.", "after")
         items = items[ids.index(after) + 1 :]
-    limit = int(limit_raw)
     page = items[:limit]
     return JSON(
         {
@@ -181,12 +163,8 @@ async def list_input_items(state: AppState, http: Request, owner: str, response_
 
 async def cancel_response(state: AppState, owner: str, response_id: str) -> Response:
     live = state.book.live(response_id, owner)
-    if isinstance(live, BackgroundRun):
-        live.cancel()
-        try:
-            await live.task
-        except BaseException:
-            pass
+    if live is not None:
+        await live.cancel()
         return JSON(live.snapshot)
     record = await state.book.get(response_id, owner)
     if record is None:
@@ -199,10 +177,10 @@ async def cancel_response(state: AppState, owner: str, response_id: str) -> Resp
 async def _counted_context(state: AppState, body: Any, owner: str) -> tuple[list[Item], int]:
     """The whole context a create body names (stored parent + its input) and its prompt tokens."""
     request = parse_create(body)
-    parent = await resolve_parent_from_store(state, request, owner)
+    parent = await resolve_parent(request.previous_response_id, owner, state.book, transport="http")
     items = await state.engine.resolve_input(request, owner)
-    context = (parent.context.to_list() if parent else []) + items
-    return context, state.backend.count_tokens(context, generation_params(request))
+    context = (parent.state.context.to_list() if parent else []) + items
+    return context, state.backend.count_tokens(*counted_context(request, context))
 
 
 async def count_input_tokens(state: AppState, http: Request, owner: str) -> Response:

@@ -1,34 +1,42 @@
-"""Start-up: build the backend and store, run uvicorn, and drain WebSocket connections at shutdown."""
+"""The server facade: `TetherServer` starts, serves, drains and stops one tether process. `tether serve`,
+the agent's embedded server and the tests all run through it, so every one gets the same graceful drain:
+new WebSocket creates refused, responses in flight (WebSocket and background) given the grace period,
+then WebSockets closed with 1001 and unfinished background responses recorded as `cancelled`."""
 
 from __future__ import annotations
 
 import asyncio
-import logging
 import socket
 import sys
+import threading
+import time
 
 import uvicorn
 
 from ..backends.base import Backend
+from ..core.background import drain_background
 from ..store.base import ResponseStore
 from .app import create_app
 from .config import ServerConfig
 from .state import AppState
+from .workers import worker_sockets
+from .ws_compression import protocol_for
+from .ws_handshake import max_message_bytes
 
-log = logging.getLogger("tether.server")
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
 
-class TetherServer(uvicorn.Server):
-    """uvicorn, plus: announce the URL once bound; at shutdown let WebSocket responses finish, close 1001."""
+class _Uvicorn(uvicorn.Server):
+    """uvicorn, plus: announce the URL once bound; drain tether's work before uvicorn's own shutdown."""
 
-    def __init__(self, config: uvicorn.Config, state: AppState) -> None:
+    def __init__(self, config: uvicorn.Config, state: AppState, announce: bool) -> None:
         super().__init__(config)
         self.tether = state
+        self.announce = announce
 
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
         await super().startup(sockets)
-        if self.started:
+        if self.started and self.announce:
             print(f"tether listening on {self.url}  (backend: {self.tether.backend.name})", flush=True)
 
     @property
@@ -43,40 +51,96 @@ class TetherServer(uvicorn.Server):
         return f"http://{shown}:{port}"
 
     async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
-        state = self.tether
-        state.shutting_down = True
-        connections = list(state.connections)
-        if connections:
-            await asyncio.gather(*(c.drain(state.config.shutdown_grace_seconds) for c in connections))
+        await drain(self.tether)
         await super().shutdown(sockets)
 
 
-def serve(config: ServerConfig, backend: Backend, store: ResponseStore, log_level: str = "warning") -> None:
-    if not config.api_keys and config.host not in LOOPBACK:
-        print(
-            f"WARNING: tether is listening on {config.host} with no --api-key: anyone who can reach it can use "
-            "it and read what was stored.",
-            file=sys.stderr,
-            flush=True,
+async def drain(state: AppState) -> None:
+    """Refuse new WebSocket work, let what is in flight finish within the grace, then stop the rest."""
+    state.shutting_down = True
+    grace = state.config.shutdown_grace_seconds
+    await asyncio.gather(
+        *(connection.drain(grace) for connection in list(state.connections)),
+        drain_background(state.book, grace),
+    )
+
+
+class TetherServer:
+    def __init__(
+        self,
+        config: ServerConfig,
+        backend: Backend,
+        store: ResponseStore,
+        *,
+        log_level: str = "warning",
+        announce: bool = True,
+    ) -> None:
+        self.state = AppState.build(config, backend, store)
+        self.config = config
+        self._uvicorn = _Uvicorn(uvicorn_config(self.state, log_level), self.state, announce)
+        self._thread: threading.Thread | None = None
+        self._socket: socket.socket | None = None
+
+    @property
+    def backend(self) -> Backend:
+        return self.state.backend
+
+    @property
+    def url(self) -> str:
+        return self._uvicorn.url
+
+    def serve(self) -> None:
+        """Run in this thread until a signal asks to stop (then drain)."""
+        if not self.config.api_keys and self.config.host not in LOOPBACK:
+            print(
+                f"WARNING: tether is listening on {self.config.host} with no --api-key: anyone who can reach it "
+                "can use it and read what was stored.",
+                file=sys.stderr,
+                flush=True,
+            )
+        self._uvicorn.run(sockets=worker_sockets())  # None unless this is one of --workers
+
+    def start(self, wait_s: float = 60.0) -> TetherServer:
+        """Run in a background thread on the configured host and port (0: a free one); returns once bound."""
+        # proto must say TCP: asyncio sets TCP_NODELAY on accepted sockets only then, and without it
+        # Nagle + delayed ACKs add ~40 ms to every response (created, then in_progress waits for an ACK).
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((self.config.host, self.config.port))
+        self._socket = sock
+        self._uvicorn.config.port = int(sock.getsockname()[1])
+        self._thread = threading.Thread(
+            target=self._uvicorn.run, kwargs={"sockets": [sock]}, name="tether-server", daemon=True
         )
-    state = AppState.build(config, backend, store)
-    TetherServer(uvicorn_config(state, log_level), state).run()
+        self._thread.start()
+        deadline = time.monotonic() + wait_s
+        while not self._uvicorn.started:
+            if not self._thread.is_alive() or time.monotonic() > deadline:
+                raise RuntimeError("the tether server did not start")
+            time.sleep(0.01)
+        return self
+
+    def stop(self, wait_s: float | None = None) -> None:
+        """Ask the server to stop (it drains first) and wait for it."""
+        self._uvicorn.should_exit = True
+        if self._thread is not None:
+            self._thread.join(wait_s if wait_s is not None else self.config.shutdown_grace_seconds + 10)
+        if self._socket is not None:
+            self._socket.close()
 
 
 def uvicorn_config(state: AppState, log_level: str = "warning") -> uvicorn.Config:
     """uvicorn for tether: the sans-I/O websockets implementation (denial responses before the 101,
-    permessage-deflate) and frames up to 64 MiB, as Codex's client allows."""
+    permessage-deflate) and one size limit for a WebSocket frame and an HTTP body."""
     config = state.config
     return uvicorn.Config(
         create_app(state),
         host=config.host,
         port=config.port,
-        ws="websockets-sansio",
-        ws_max_size=64 * 1024 * 1024,
-        ws_per_message_deflate=True,
+        ws=protocol_for(config.ws_compression),  # uvicorn's websockets-sansio, with tether's compression
+        ws_max_size=max_message_bytes(config),
+        ws_per_message_deflate=False,  # negotiated by the protocol above instead
         log_level=log_level,
         timeout_graceful_shutdown=int(config.shutdown_grace_seconds) + 5,
         lifespan="on",
     )
-
-

@@ -1,12 +1,14 @@
-"""Response persistence behind one interface (`base`): memory and SQLite."""
+"""Response persistence behind one interface (`base`): memory, SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
 from .base import ResponseStore, StoredResponse
 
+POSTGRES_SCHEMES = ("postgresql://", "postgres://")
+
 
 def open_store(spec: str) -> ResponseStore:
-    """`memory` or `sqlite:PATH`."""
+    """`memory`, `sqlite:PATH` or `postgresql://...` (a libpq URL)."""
     if spec == "memory":
         from .memory import MemoryStore
 
@@ -15,7 +17,13 @@ def open_store(spec: str) -> ResponseStore:
         from .sqlite import SQLiteStore
 
         return SQLiteStore(spec.removeprefix("sqlite:"))
-    raise ValueError(f"unknown store {spec!r}: use 'memory' or 'sqlite:PATH'")
+    if spec.startswith(POSTGRES_SCHEMES):
+        try:
+            from .postgres import PostgresStore
+        except ImportError as exc:
+            raise ImportError("a PostgreSQL store needs psycopg: pip install 'tether[postgres]'") from exc
+        return PostgresStore(spec)
+    raise ValueError(f"unknown store {spec!r}: use 'memory', 'sqlite:PATH' or 'postgresql://...'")
 
 
 __all__ = ["ResponseStore", "StoredResponse", "open_store"]

@@ -17,6 +17,9 @@ class StoredResponse:
     response: dict[str, Any]
     input_items: list[Item]
     owner: str
+    #: the engine replica that served it (`BackendSession.placement`), so a continuation from the store
+    #: goes back to the replica whose prefix cache holds the conversation; None when there is no choice
+    placement: str | None = None
 
     @property
     def id(self) -> str:

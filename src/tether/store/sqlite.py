@@ -1,4 +1,9 @@
-"""The default store: one SQLite file (WAL), written from a single worker thread."""
+"""The default store: one SQLite file (WAL), written from a single worker thread.
+
+Several processes may share the file (`--workers N`): WAL lets readers run beside the one writer, and
+a writer waits for the lock (busy timeout) instead of failing; a write transaction takes the lock up
+front (`BEGIN IMMEDIATE`), where the busy timeout applies, rather than upgrading a read lock, where it
+would not."""
 
 from __future__ import annotations
 
@@ -35,6 +40,9 @@ CREATE INDEX IF NOT EXISTS items_by_response ON items(response_id);
 """
 
 
+#: how long a write waits for another process's transaction before it fails
+BUSY_TIMEOUT_S = 30.0
+
 # Follows previous_response_id from the head, newest first; every hop must belong to the owner.
 # The depth bound stops a corrupted cycle.
 CHAIN_QUERY = """
@@ -62,7 +70,7 @@ class SQLiteStore(ResponseStore):
         await asyncio.to_thread(self._open_sync)
 
     def _open_sync(self) -> None:
-        conn = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+        conn = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None, timeout=BUSY_TIMEOUT_S)
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA synchronous=NORMAL")
         conn.executescript(SCHEMA)
@@ -87,7 +95,7 @@ class SQLiteStore(ResponseStore):
         ]
         with self._lock:
             conn = self._conn
-            conn.execute("BEGIN")
+            conn.execute("BEGIN IMMEDIATE")
             try:
                 conn.execute(
                     "INSERT OR REPLACE INTO responses VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
@@ -132,9 +140,16 @@ class SQLiteStore(ResponseStore):
     def _delete_sync(self, response_id: str, owner: str) -> bool:
         assert self._conn is not None, "store not opened"
         with self._lock:
-            cursor = self._conn.execute("DELETE FROM responses WHERE id = ? AND owner = ?", (response_id, owner))
-            if cursor.rowcount:
-                self._conn.execute("DELETE FROM items WHERE response_id = ?", (response_id,))
+            conn = self._conn
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                cursor = conn.execute("DELETE FROM responses WHERE id = ? AND owner = ?", (response_id, owner))
+                if cursor.rowcount:
+                    conn.execute("DELETE FROM items WHERE response_id = ?", (response_id,))
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
             return cursor.rowcount > 0
 
     async def delete(self, response_id: str, owner: str) -> bool:

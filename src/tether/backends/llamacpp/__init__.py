@@ -1,20 +1,25 @@
-"""The embedded llama.cpp backend: one loaded GGUF, one engine thread, per-conversation KV state."""
+"""The embedded llama.cpp backend: one loaded GGUF, one engine thread, a KV sequence per active conversation."""
 
 from __future__ import annotations
 
-import argparse
+from .threads import configure_openmp
 
-from .backend import LlamaCppBackend
-from .model_file import resolve_model_path
+configure_openmp()  # before llama.cpp's library (and OpenMP with it) is loaded by the imports below
+
+from ..settings import LlamaCppSettings  # noqa: E402
+from .backend import LlamaCppBackend  # noqa: E402
+from .model_file import resolve_model_path  # noqa: E402
 
 __all__ = ["LlamaCppBackend", "make_llamacpp_backend"]
 
 
-def make_llamacpp_backend(args: argparse.Namespace) -> LlamaCppBackend:
-    """The backend `tether serve` runs from its flags (`--model`, `--ctx`, `--threads`, `--kv-budget-mb`)."""
+def make_llamacpp_backend(settings: LlamaCppSettings) -> LlamaCppBackend:
+    """The backend `tether serve` runs from its settings (`--model`, `--ctx`, `--parallel`, `--threads`,
+    `--kv-budget-mb`)."""
     return LlamaCppBackend(
-        resolve_model_path(getattr(args, "model", None)),
-        n_ctx=getattr(args, "ctx", 8192),
-        threads=getattr(args, "threads", None),
-        kv_budget_mb=getattr(args, "kv_budget_mb", 512),
+        resolve_model_path(settings.model),
+        n_ctx=settings.ctx,
+        threads=settings.threads,
+        kv_budget_mb=settings.kv_budget_mb,
+        parallel=settings.parallel,
     )

@@ -12,24 +12,31 @@ from .chat_format import ChatTemplate, PromptRenderer
 from .engine import Engine
 from .grammar import grammar_is_valid
 from .loader import LoadedModel
+from .metrics import EngineCollector
 from .session import LlamaCppSession
 
 
 class LlamaCppBackend(Backend):
     name = "llamacpp"
 
-    def __init__(self, path: Path, n_ctx: int = 8192, threads: int | None = None, kv_budget_mb: int = 512) -> None:
+    def __init__(self, path: Path, n_ctx: int = 8192, threads: int | None = None, kv_budget_mb: int = 512,
+                 parallel: int | None = None) -> None:
         self.path = path
-        self.engine = Engine(path, n_ctx, threads, kv_budget_mb * 1024 * 1024)
+        self.engine = Engine(path, n_ctx, threads, kv_budget_mb * 1024 * 1024, slots=parallel)
         self._model: LoadedModel | None = None
         self._renderer: PromptRenderer | None = None
+        self._collector: EngineCollector | None = None
 
     async def start(self) -> None:
         model = await self.engine.start()
         template = ChatTemplate(model.chat_template, model.bos_text, model.eos_text)
         self._model, self._renderer = model, PromptRenderer(template)
+        self._collector = EngineCollector.register(self.engine)
 
     async def aclose(self) -> None:
+        if self._collector is not None:
+            self._collector.unregister()
+            self._collector = None
         self._model = self._renderer = None
         await self.engine.aclose()
 
@@ -52,10 +59,10 @@ class LlamaCppBackend(Backend):
         """
         model = self.model
         add_bos = first and model.add_bos and not (model.bos_text and text.startswith(model.bos_text))
-        return model.llama.tokenize(text.encode("utf-8"), add_bos=add_bos, special=True)
+        return model.tokenize(text.encode("utf-8"), add_bos=add_bos)
 
     def grammar_ok(self, grammar: str) -> bool:
-        return grammar_is_valid(self.model.llama._model.vocab, grammar)
+        return grammar_is_valid(self.model.vocab, grammar)
 
     def new_session(self) -> LlamaCppSession:
         return LlamaCppSession(self)

@@ -15,6 +15,7 @@ from typing import Any
 from jinja2.exceptions import TemplateError
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
+from ...api.conversation_items import item_tools
 from ...api.items import Item, item_text
 from ...api.tools import OfferedTool
 from ..base import GenerationParams
@@ -82,16 +83,19 @@ class PromptRenderer:
 
     def render(self, items: Sequence[Item], params: GenerationParams) -> str:
         native = self.template.knows_tools
+        # Tools an `additional_tools` item adds later are described at that item, not here: the
+        # prompt before it keeps its tokens (and its KV).
+        up_front = params.preamble_tools
         system = [params.instructions] if params.instructions else []
-        if params.tools and not native:
-            system.append(tool_prompt(params.tools))
+        if up_front and not native:
+            system.append(tool_prompt(up_front))
         messages: list[Message] = [{"role": "system", "content": "\n\n".join(system)}] if system else []
         if native:
             _template_messages(messages, items)
         else:
             for item in items:
                 self._inline(messages, item)
-        tools = chat_tools(params.tools) if native and params.tools else None
+        tools = chat_tools(up_front) if native and up_front else None
         return self.template.render(messages, tools)
 
     @staticmethod
@@ -115,6 +119,8 @@ class PromptRenderer:
                 last["content"] += joiner + block
             else:
                 messages.append({"role": "assistant", "content": block})
+        elif kind == "additional_tools":
+            messages.append({"role": "system", "content": tool_prompt(item_tools(item))})
         elif kind in ("function_call_output", "custom_tool_call_output"):
             result = f"<tool_response>\n{item_text(item)}\n</tool_response>"
             last = messages[-1] if messages else None

@@ -1,82 +1,116 @@
-"""`Engine`: the one thread that owns the llama.cpp context, and the KV state of its conversations.
+"""`Engine`: the one thread that owns the llama.cpp context, its slots, and the parked KV states.
 
-Every call into the context runs on a single-thread executor, so the event loop never blocks on the
-model. Turns share that thread fairly: the `Scheduler` gives each active turn a time slice in turn
-(round robin; see scheduler.py). The conversation being served lives in sequence 0. Before a turn
-whose prompt shares more with a parked state than with the live sequence, the live one is parked
-(`llama_state_seq_get_data`, just this sequence's KV) in the `KVStore` and the parked one restored;
-a turn evaluates only the tokens past the longest shared prefix, and reports exactly that prefix as
-cached. An unfinished turn that yields the context to another is parked exactly, outside the store,
-and restored when its next slice comes.
+The context has one KV sequence per slot (`--parallel`). Each active turn runs in a slot of its own and
+all of them advance together, one `llama_decode` batch per step (see scheduler.py). A finished
+conversation stays resident in its slot, so its continuation evaluates only its new tokens; a prompt
+that shares a prefix with a resident slot starts from a copy of that slot's cells (`llama_memory_seq_cp`)
+made inside the engine. Only when a turn needs a slot and none is idle is one given up: its state is
+parked to host memory (`llama_state_seq_get_data`, this sequence's cells only) in the `KVStore`, least
+recently used first, and restored from there when a prompt shares more with it than with any slot.
+Every call into the context runs on the engine's single-thread executor: the event loop never blocks
+on the model.
 """
 
 from __future__ import annotations
 
 import asyncio
 import ctypes
+import logging
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import llama_cpp
-from llama_cpp import Llama
 
 from .jobs import ContextOverflow, Sampling, TurnJob, TurnResult
-from .kv_store import KVStore, ParkedState, common_prefix
-from .loader import LoadedModel, load_model
+from .kv_store import KVStore, ParkedState
+from .loader import ContextShape, LoadedModel, load_model
 from .scheduler import Scheduler
+from .slots import Slot, SlotTable
+from .threads import default_threads
 
 __all__ = ["ContextOverflow", "Engine", "Sampling", "TurnJob", "TurnResult"]
+log = logging.getLogger("tether.llamacpp")
+DEFAULT_SLOTS = 4  # measured: see BENCHMARKS.md ("Embedded engine")
 
 
 class Engine:
-    def __init__(self, path: Path, n_ctx: int, n_threads: int | None, kv_budget_bytes: int) -> None:
+    def __init__(
+        self,
+        path: Path,
+        n_ctx: int,
+        n_threads: int | None,
+        kv_budget_bytes: int,
+        slots: int | None = None,
+        flash_attn: bool = False,
+    ) -> None:
         self.path = path
-        self.n_ctx = n_ctx
-        self.n_threads = n_threads
+        self.n_ctx = n_ctx  # one conversation's window: each slot's sequence has this many cells
+        self.shape = ContextShape(max(1, slots or DEFAULT_SLOTS), n_ctx, n_threads or default_threads(), flash_attn)
         self.store = KVStore(kv_budget_bytes)
+        self.slots = SlotTable(self.shape.slots)
         self.model: LoadedModel | None = None
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tether-llama")
-        self._active: list[int] = []  # the tokens sequence 0 holds
-        self._active_saved = False  # sequence 0 is also parked as an unfinished turn's own state
-        self.counters = {"turns": 0, "parks": 0, "restores": 0, "prompt_tokens": 0, "cached_tokens": 0,
-                         "generated_tokens": 0, "cancelled": 0, "slices": 0, "switches": 0}
+        self.counters = {"turns": 0, "prompt_tokens": 0, "cached_tokens": 0, "generated_tokens": 0,
+                         "cancelled": 0, "steps": 0, "batch_tokens": 0, "copies": 0, "copied_tokens": 0,
+                         "parks": 0, "restores": 0, "preemptions": 0}
         self.scheduler = Scheduler(self, self._executor)
 
     # -- life cycle (event loop side) ---------------------------------------------------------
     async def start(self) -> LoadedModel:
         loop = asyncio.get_running_loop()
-        self.model = await loop.run_in_executor(self._executor, load_model, self.path, self.n_ctx, self.n_threads)
+        self.model = await loop.run_in_executor(self._executor, load_model, self.path, self.shape)
         return self.model
 
     async def aclose(self) -> None:
         """Stop every turn at its next token (each reports `cancelled`), then free the model."""
         self.scheduler.close()
         await asyncio.to_thread(self._executor.shutdown, True, cancel_futures=True)
+        self.scheduler.free()
         model, self.model = self.model, None
         if model is not None:
-            model.llama.close()
+            model.close()
 
     def submit(self, job: TurnJob) -> None:
-        """Queue a turn; it gets its first slice after the turns already active have had theirs."""
+        """Queue a turn; it joins the next step if a slot is free (or can be freed)."""
         self.scheduler.submit(job)
 
     def forget(self, tokens: Sequence[int]) -> None:
-        """Drop the parked state of exactly `tokens` (a released conversation), on the engine thread."""
+        """A released conversation: drop its parked state, and let its slot go before any other."""
         tokens = list(tokens)
-        self.scheduler.call(lambda: self.store.discard_exact(tokens))
+
+        def chore() -> None:
+            self.store.discard_exact(tokens)
+            self.slots.release(tokens)
+
+        self.scheduler.call(chore)
 
     def stats(self) -> dict[str, Any]:
-        return {**self.counters, "active_tokens": len(self._active), "active_turns": self.scheduler.active,
-                "kv_store": self.store.stats()}
+        per_token = self.model.kv_bytes_per_token if self.model is not None else 0
+        shape = self.shape
+        return {
+            **self.counters,
+            "active_turns": self.scheduler.active,
+            "waiting_turns": self.scheduler.waiting,
+            "threads": shape.threads,
+            "slots": {
+                "count": shape.slots,
+                "busy": self.slots.busy,
+                "ctx_per_slot": shape.n_ctx_slot,
+                "resident_tokens": self.slots.resident_tokens,
+                "kv_bytes": shape.slots * shape.n_ctx_slot * per_token,  # allocated for every slot at start
+                "kv_bytes_used": self.slots.resident_tokens * per_token,
+            },
+            "kv_store": self.store.stats(),
+        }
 
-    # -- sequence 0, on the engine thread -----------------------------------------------------
+    # -- the context, on the engine thread ------------------------------------------------------
     @property
-    def llama(self) -> Llama:
+    def loaded(self) -> LoadedModel:
         if self.model is None:
             raise RuntimeError("the model is not loaded")
-        return self.model.llama
+        return self.model
 
     def check_prompt(self, prompt: Sequence[int]) -> None:
         if not prompt:
@@ -86,48 +120,57 @@ class Engine:
                 f"The prompt has {len(prompt)} tokens; the context window is {self.n_ctx} tokens (--ctx)."
             )
 
-    def prepare_prefix(self, prompt: list[int]) -> int:
-        """Make sequence 0 hold the best available prefix of `prompt` and nothing past it; returns its length.
+    @property
+    def _memory(self) -> Any:  # llama_memory_t
+        return self.loaded.context.memory
 
-        At least the last prompt token is always evaluated again, since sampling needs fresh logits.
-        """
-        live = common_prefix(self._active, prompt)
-        key, parked = self.store.best(prompt)
-        if key is not None and parked > live:
-            self.park_active()
-            entry = self.store.get(key)
-            if parked == len(entry.tokens):
-                self.store.pop(key)  # the live sequence continues it; parked again when switched away
-            live = parked if self._restore(entry) else 0
-        elif live < len(self._active):
-            self.park_active()
-        keep = min(live, len(prompt) - 1)
-        self._truncate(keep)
-        return keep
+    def truncate(self, slot: Slot, keep: int) -> None:
+        """Slot `slot` keeps its first `keep` cells."""
+        if keep < len(slot.tokens):
+            llama_cpp.llama_memory_seq_rm(self._memory, slot.seq, keep, -1)
+            del slot.tokens[keep:]
 
-    def eval(self, tokens: list[int]) -> None:
-        self.llama.eval(tokens)
-        self._active.extend(tokens)
+    def clear(self, slot: Slot) -> None:
+        llama_cpp.llama_memory_seq_rm(self._memory, slot.seq, -1, -1)
+        slot.tokens = []
 
-    def snapshot(self, spare: Any = None) -> ParkedState | None:
-        """An exact copy of sequence 0 for the unfinished turn it belongs to (kept outside the store),
-        written into `spare` (that turn's buffer from its last restore) when it is large enough."""
-        state = self._copy_active(spare, headroom=True)
-        if state is not None:
-            self._active_saved = True
-            self.counters["switches"] += 1
-        return state
+    def copy(self, source: Slot, target: Slot, keep: int) -> None:
+        """`target` gets the first `keep` cells of `source`, copied inside the context. Each sequence has
+        its own stream, which llama.cpp copies whole (at the start of the next decode); the cells past
+        `keep` are then dropped from the target."""
+        llama_cpp.llama_memory_seq_cp(self._memory, source.seq, target.seq, -1, -1)
+        target.tokens = source.tokens[:keep]
+        target.copy_pending = True
+        llama_cpp.llama_memory_seq_rm(self._memory, target.seq, keep, -1)
+        self.counters["copies"] += 1
+        self.counters["copied_tokens"] += keep
 
-    def resume(self, state: ParkedState) -> bool:
-        """Give sequence 0 back to a turn `snapshot` parked; False (and sequence 0 empty) if it failed."""
-        self.park_active()
-        return self._restore(state)
+    def snapshot(self, slot: Slot) -> ParkedState | None:
+        """An exact copy of `slot`'s cells in host memory (None if llama.cpp could not write it)."""
+        ctx = self.loaded.ctx
+        size = llama_cpp.llama_state_seq_get_size(ctx, slot.seq)
+        data = (ctypes.c_uint8 * size)()
+        if llama_cpp.llama_state_seq_get_data(ctx, data, size, slot.seq) != size:
+            return None
+        return ParkedState(tuple(slot.tokens), data)
 
-    def park_active(self) -> None:
-        """Keep a finished conversation's state in the store before sequence 0 is reused."""
-        if not self._active or self._active_saved or self.store.covers(self._active):
+    def restore(self, slot: Slot, state: ParkedState) -> bool:
+        """Fill the empty `slot` with a parked state; False (and the slot empty) if llama.cpp refused it."""
+        self.clear(slot)
+        if llama_cpp.llama_state_seq_set_data(self.loaded.ctx, state.data, state.nbytes, slot.seq) == 0:
+            self.clear(slot)
+            return False
+        slot.tokens = list(state.tokens)
+        self.counters["restores"] += 1
+        return True
+
+    def park(self, slot: Slot) -> None:
+        """Keep an idle slot's conversation in the store (unless released, already covered, or too
+        large), before its sequence is given to another."""
+        tokens = slot.tokens
+        if not tokens or slot.released or slot.copy_pending or self.store.covers(tokens):
             return
-        state = self._copy_active()
+        state = self.snapshot(slot)
         if state is None:
             return
         if not self.store.fits(state.nbytes):
@@ -136,42 +179,11 @@ class Engine:
         self.store.put(state)
         self.counters["parks"] += 1
 
-    def _copy_active(self, spare: Any = None, headroom: bool = False) -> ParkedState | None:
-        ctx = self.llama._ctx.ctx
-        size = llama_cpp.llama_state_seq_get_size(ctx, 0)
-        data = spare
-        if data is None or ctypes.sizeof(data) < size:  # a new buffer costs more than the copy itself
-            data = (ctypes.c_uint8 * (size + size // 4 if headroom else size))()
-        if llama_cpp.llama_state_seq_get_data(ctx, data, size, 0) != size:
-            return None
-        return ParkedState(tuple(self._active), data, size)
-
-    def _truncate(self, keep: int) -> None:
-        llama = self.llama
-        del self._active[keep:]
-        self._active_saved = False
-        llama.n_tokens = keep
-        llama._ctx.kv_cache_seq_rm(0, keep, -1)
-
-    def _restore(self, entry: ParkedState) -> bool:
-        llama = self.llama
-        llama._ctx.kv_cache_seq_rm(0, 0, -1)
-        if llama_cpp.llama_state_seq_set_data(llama._ctx.ctx, entry.data, entry.nbytes, 0) == 0:
-            self.reset()
-            return False
-        n = len(entry.tokens)
-        llama.input_ids[:n] = entry.tokens
-        llama.n_tokens = n
-        self._active = list(entry.tokens)
-        self._active_saved = False
-        self.counters["restores"] += 1
-        return True
-
-    def reset(self) -> None:
-        if self.model is None:
-            return
-        llama = self.model.llama
-        llama._ctx.kv_cache_seq_rm(0, 0, -1)
-        llama.n_tokens = 0
-        self._active = []
-        self._active_saved = False
+    def evict(self, slot: Slot) -> None:
+        """Give up an idle slot: park what it holds, then empty it."""
+        try:
+            self.park(slot)
+        except Exception:
+            log.exception("could not park a conversation; it will be evaluated again")
+        self.clear(slot)
+        slot.released = False

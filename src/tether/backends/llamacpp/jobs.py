@@ -18,6 +18,7 @@ class Sampling:
     top_p: float
     max_tokens: int | None
     grammar: str | None = None
+    seed: int | None = None  # None: a random seed (temperature > 0 only)
 
 
 @dataclass(slots=True)

@@ -1,21 +1,20 @@
-"""`Scheduler`: the engine thread's round robin over active turns.
+"""`Scheduler`: continuous batching on the engine thread.
 
-Turns arrive from the event loop (`submit`) and run on the engine's single thread, one time slice at
-a time: a prefill chunk of up to `n_batch` prompt tokens (the last one with the turn's first token), or
-up to `SLICE_TOKENS` generated tokens.
-After a slice the turn goes to the back of the queue, so a short request that arrives during a long
-generation waits for at most one slice of each active turn, not for the whole of them.
+Turns arrive from the event loop (`submit`) and wait for a slot. Each step is one `llama_decode` batch
+holding the next token of every turn that is decoding, plus up to `PREFILL_CHUNK` prompt tokens of the
+turns that are prefilling (chunked prefill, the chunk going to each prefilling turn in turn), so a long
+prompt never stalls the others and the decoding turns share one pass over the weights. A turn that
+arrives while slots are free joins the next step; its first token comes once its prompt is in, after
+at most one chunk's wait per other prefilling turn.
 
-A turn that must yield sequence 0 to another is parked exactly (`Engine.snapshot`, outside the
-store's LRU budget, so nothing can evict it while the turn is active) and restored when its next slice
-comes; it keeps its sampler (grammar and RNG state) and its undecoded bytes, so it resumes exactly
-where it stopped. A slice ends after a token is sampled but before it is evaluated, so a resumed turn
-needs no saved logits: its first step evaluates that token. With one active turn nothing is parked.
+When every slot serves a turn and more wait, the turn that has held its slot longest (at least
+`SLICE_STEPS` steps) is parked exactly (`Engine.snapshot`, outside the store's budget, so nothing
+evicts it) and goes to the back of the queue; it keeps its sampler and its sampled, not yet evaluated
+token, so it resumes exactly where it stopped.
 """
 
 from __future__ import annotations
 
-import codecs
 import logging
 import threading
 import time
@@ -24,96 +23,18 @@ from collections.abc import Callable
 from concurrent.futures import Executor
 from typing import TYPE_CHECKING, Any
 
-import llama_cpp
-from llama_cpp.llama_grammar import LlamaGrammar
-
+from .batch import DecodeBatch
 from .jobs import ContextOverflow, TurnJob, TurnResult
-from .kv_store import ParkedState
+from .loader import N_BATCH
+from .turn import Turn
 
 if TYPE_CHECKING:
     from .engine import Engine
 
 log = logging.getLogger("tether.llamacpp")
-SLICE_TOKENS = 16  # generated tokens per slice when other turns wait
-TOP_K = 40
-MIN_P = 0.05
-
-
-class Turn:
-    """One job's progress between slices."""
-
-    def __init__(self, job: TurnJob) -> None:
-        self.job = job
-        self.begun = False
-        self.pending: list[int] = []  # tokens to evaluate before the next sample
-        self.generated: list[int] = []
-        self.pieces: list[str] = []
-        self.decoder = codecs.getincrementaldecoder("utf-8")("replace")
-        self.sampler: Any = None
-        self.limit = 0
-        self.reused = 0
-        self.seconds = 0.0
-        self.parked: ParkedState | None = None
-        self.spare: Any = None  # the buffer of its last parked state, reused by its next one
-
-    def begin(self, engine: Engine) -> None:
-        prompt, settings = self.job.prompt, self.job.sampling
-        engine.check_prompt(prompt)
-        self.begun = True
-        self.reused = engine.prepare_prefix(prompt)
-        counters = engine.counters
-        counters["turns"] += 1
-        counters["prompt_tokens"] += len(prompt)
-        counters["cached_tokens"] += self.reused
-        self.pending = prompt[self.reused :]
-        self.limit = engine.n_ctx - len(prompt)
-        if settings.max_tokens is not None:
-            self.limit = min(self.limit, settings.max_tokens)
-        llama = engine.llama
-        grammar = LlamaGrammar.from_string(settings.grammar, verbose=False) if settings.grammar else None
-        self.sampler = llama._init_sampler(
-            top_k=TOP_K, top_p=settings.top_p, min_p=MIN_P, temp=settings.temperature, grammar=grammar
-        )
-
-    def run_slice(self, engine: Engine) -> str | None:
-        """Advance by one slice; returns the finish reason (stop | length | cancelled), or None to go on."""
-        llama = engine.llama
-        for _ in range(SLICE_TOKENS):
-            if self.job.cancelled.is_set():
-                return "cancelled"
-            if self.pending:
-                chunk, self.pending = self.pending[: llama.n_batch], self.pending[llama.n_batch :]
-                engine.eval(chunk)
-                if self.pending:
-                    return None  # a prefill chunk is a slice's worth
-            if len(self.generated) >= self.limit:
-                return "length"
-            token = self.sampler.sample(llama._ctx, -1)
-            if llama_cpp.llama_vocab_is_eog(llama._model.vocab, token):
-                return "stop"
-            self.generated.append(token)
-            self._emit_text(self.decoder.decode(llama.detokenize([token], special=True)))
-            if len(self.generated) >= self.limit:
-                return "length"  # the last token of a truncated turn needs no logits
-            self.pending = [token]
-            if len(self.generated) == 1:
-                return None  # the first token ends the prefill's slice: every waiting turn sees its own soon
-        return None
-
-    def result(self, reason: str) -> TurnResult:
-        self._emit_text(self.decoder.decode(b"", final=True))
-        return TurnResult(reason, self.generated, "".join(self.pieces), self.reused, self.seconds)
-
-    def close(self) -> None:
-        self.parked = self.spare = None
-        if self.sampler is not None:
-            self.sampler.close()
-            self.sampler = None
-
-    def _emit_text(self, piece: str) -> None:
-        if piece:
-            self.pieces.append(piece)
-            self.job.emit(("text", piece))
+PREFILL_CHUNK = 256  # prompt tokens per step, over all prefilling turns (measured: see BENCHMARKS.md)
+SLICE_STEPS = 16  # steps a turn keeps its slot while other turns wait for one
+MIN_COPY_TOKENS = 32  # a shorter shared prefix is evaluated again rather than copied between sequences
 
 
 class Scheduler:
@@ -126,12 +47,20 @@ class Scheduler:
         self._open: dict[int, TurnJob] = {}
         self._pumping = False
         self._closed = False
-        self._turns: deque[Turn] = deque()  # engine thread only, like `_live`
-        self._live: Turn | None = None  # the unfinished turn whose state sequence 0 holds
+        # engine thread only:
+        self._waiting: deque[Turn] = deque()
+        self._active: list[Turn] = []
+        self._step = 0
+        self._rotation = 0
+        self._batch: DecodeBatch | None = None
 
     @property
     def active(self) -> int:
         return len(self._open)
+
+    @property
+    def waiting(self) -> int:
+        return len(self._waiting)
 
     # -- any thread ----------------------------------------------------------------------------
     def submit(self, job: TurnJob) -> None:
@@ -145,18 +74,24 @@ class Scheduler:
         job.emit(("done", TurnResult("cancelled", [], "", 0, 0.0)))
 
     def call(self, chore: Callable[[], object]) -> None:
-        """Run `chore` on the engine thread between slices."""
+        """Run `chore` on the engine thread between steps."""
         with self._lock:
             if not self._closed:
                 self._chores.append(chore)
                 self._kick()
 
     def close(self) -> None:
-        """Take no more turns; every open one stops at its next token."""
+        """Take no more turns; every open one stops at its next step."""
         with self._lock:
             self._closed = True
             for job in self._open.values():
                 job.cancelled.set()
+
+    def free(self) -> None:
+        """After the engine thread has stopped: the batch buffer goes."""
+        if self._batch is not None:
+            self._batch.close()
+            self._batch = None
 
     def _kick(self) -> None:
         if not self._pumping:
@@ -170,7 +105,7 @@ class Scheduler:
                 with self._lock:
                     chores = list(self._chores)
                     self._chores.clear()
-                    if not chores and not self._inbox and not self._turns:
+                    if not chores and not self._inbox and not self._waiting and not self._active:
                         self._pumping = False
                         return
                 for chore in chores:
@@ -179,8 +114,10 @@ class Scheduler:
                     except Exception:
                         log.exception("engine chore failed")
                 self._admit()
-                if self._turns:
-                    self._round()
+                self._settle_cancelled()
+                self._place_waiting()
+                if self._active:
+                    self._run_step()
         except BaseException:
             log.exception("the engine scheduler failed")
             with self._lock:
@@ -192,70 +129,215 @@ class Scheduler:
         with self._lock:
             fresh = list(self._inbox)
             self._inbox.clear()
-        self._turns.extend(Turn(job) for job in fresh)
+        self._waiting.extend(Turn(job) for job in fresh)
 
-    def _round(self) -> None:
-        turn = self._turns.popleft()
+    def _settle_cancelled(self) -> None:
+        for turn in [t for t in self._active if t.job.cancelled.is_set()]:
+            self._finish(turn, "cancelled")
+
+    # -- slots ---------------------------------------------------------------------------------
+    def _place_waiting(self) -> None:
+        """Give free slots to waiting turns, first come first served; under slot pressure, rotate."""
+        for attempt in range(2):
+            while self._waiting:
+                turn = self._waiting[0]
+                if turn.job.cancelled.is_set():
+                    self._waiting.popleft()
+                    self._finish(turn, "cancelled")
+                    continue
+                try:
+                    placed = self._place(turn)
+                except ContextOverflow as exc:
+                    self._waiting.popleft()
+                    self._fail(turn, "context_length_exceeded", str(exc))
+                    continue
+                except Exception as exc:
+                    self._waiting.popleft()
+                    self._drop_slot(turn)
+                    self._fail(turn, "server_error", f"llama.cpp failed: {type(exc).__name__}: {exc}")
+                    continue
+                if not placed:
+                    break
+                self._waiting.popleft()
+                self._active.append(turn)
+            if attempt or not self._waiting or not self._preempt():
+                return
+
+    def _place(self, turn: Turn) -> bool:
+        """Give `turn` a slot holding as much of its prompt as the engine has; False if none is free."""
+        if turn.begun:
+            return self._resume(turn)
         engine = self.engine
-        if turn.job.cancelled.is_set() and self._live is not turn:
-            self._finish(turn, "cancelled")  # never restored: its parked state is just dropped
-            return
-        was_live = self._park_live(turn)
+        prompt = turn.job.prompt
+        engine.check_prompt(prompt)
+        source, shared = engine.slots.best(prompt)
+        key, parked = engine.store.best(prompt)
+        if source is not None and source.idle and shared == len(source.tokens) and shared >= parked:
+            slot, keep = source, shared  # its own continuation: in place, nothing to move
+        else:
+            free = engine.slots.victim(keep=source)
+            if free is None and source is not None and source.idle:
+                free = source  # the only idle slot is the one to start from
+            if free is None:
+                return False
+            slot = free
+            if key is not None and parked > shared:
+                engine.evict(slot)
+                entry = engine.store.get(key)
+                if parked == len(entry.tokens):
+                    engine.store.pop(key)  # resident again; parked again when its slot is given up
+                keep = parked if engine.restore(slot, entry) else 0
+            elif slot is source:
+                engine.park(slot)  # its own conversation goes on in the store; its prefix serves this one
+                keep = shared
+            else:
+                engine.evict(slot)
+                keep = 0
+                if source is not None and shared >= MIN_COPY_TOKENS:
+                    engine.copy(source, slot, shared)
+                    keep = shared
+        keep = min(keep, len(prompt) - 1)  # the last prompt token is evaluated again: sampling needs logits
+        engine.truncate(slot, keep)
+        turn.begin(engine, keep)
+        self._bind(turn, slot)
+        return True
+
+    def _resume(self, turn: Turn) -> bool:
+        """A parked turn back into a slot, restored exactly (or evaluated again if its state is lost)."""
+        engine = self.engine
+        slot = engine.slots.victim()
+        if slot is None:
+            return False
+        engine.evict(slot)
+        state, turn.parked = turn.parked, None
+        if state is None or not engine.restore(slot, state):
+            turn.pending = turn.job.prompt + turn.generated
+        self._bind(turn, slot)
+        return True
+
+    def _bind(self, turn: Turn, slot: Any) -> None:
+        slot.turn = turn
+        turn.slot = slot
+        turn.since = self._step
+        self.engine.slots.touch(slot)
+
+    def _preempt(self) -> bool:
+        """Park the turn that has held its slot longest, if it had its `SLICE_STEPS`; True if one was."""
+        ready = [t for t in self._active if self._step - t.since >= SLICE_STEPS]
+        if not ready:
+            return False
+        turn = min(ready, key=lambda t: t.since)
+        slot = turn.slot
+        assert slot is not None
+        engine = self.engine
         started = time.perf_counter()
         try:
-            if not was_live:
-                self._enter(turn)
-            engine.counters["slices"] += 1
-            reason = turn.run_slice(engine)
-        except ContextOverflow as exc:
-            self._fail(turn, "context_length_exceeded", str(exc))
+            turn.parked = engine.snapshot(slot)
+        except Exception:
+            log.exception("could not park a turn; it will be evaluated again")
+            turn.parked = None
+        if turn.parked is None:
+            turn.pending = turn.job.prompt + turn.generated
+        engine.clear(slot)
+        turn.seconds += time.perf_counter() - started
+        slot.turn, turn.slot = None, None
+        self._active.remove(turn)
+        self._waiting.append(turn)
+        engine.counters["preemptions"] += 1
+        return True
+
+    # -- one step ------------------------------------------------------------------------------
+    def _run_step(self) -> None:
+        engine = self.engine
+        if self._batch is None:
+            self._batch = DecodeBatch(N_BATCH)
+        batch = self._batch
+        batch.clear()
+        turns = sorted(self._active, key=lambda t: t.slot.seq if t.slot is not None else 0)
+        chunks = self._prefill_chunks(turns, batch.capacity)
+        fed: list[tuple[Turn, int, int | None]] = []
+        for turn in turns:
+            slot = turn.slot
+            assert slot is not None
+            n: int = 1 if len(turn.pending) == 1 else chunks.get(id(turn), 0)
+            if n == 0:
+                continue
+            wants = n == len(turn.pending) and not turn.done_after_eval
+            index = batch.add(turn.pending[:n], len(slot.tokens), slot.seq, wants)
+            fed.append((turn, n, index if wants else None))
+        self._step += 1
+        started = time.perf_counter()
+        status = batch.decode(engine.loaded.ctx)
+        elapsed = time.perf_counter() - started
+        if status != 0:
+            for turn, _, _ in fed:  # its slot may be half-written
+                self._drop_slot(turn)
+                self._fail(turn, "server_error", f"llama.cpp could not evaluate the batch (llama_decode: {status}).")
             return
-        except Exception as exc:  # the context may be half-written: start it over; parked turns are intact
-            engine.reset()
-            self._fail(turn, "server_error", f"llama.cpp failed: {type(exc).__name__}: {exc}")
+        for slot in engine.slots.slots:
+            slot.copy_pending = False
+        engine.counters["steps"] += 1
+        engine.counters["batch_tokens"] += batch.size
+        for turn, count, logits_at in fed:
+            self._after_eval(turn, count, logits_at, elapsed * count / batch.size)
+
+    def _prefill_chunks(self, turns: list[Turn], capacity: int) -> dict[int, int]:
+        """How many prompt tokens each prefilling turn evaluates this step: `PREFILL_CHUNK` in all,
+        handed out starting from a different turn each step."""
+        decoding = sum(1 for t in turns if len(t.pending) == 1)
+        room = min(PREFILL_CHUNK, capacity - decoding)
+        prefilling = [t for t in turns if t.prefilling]
+        chunks: dict[int, int] = {}
+        if not prefilling or room <= 0:
+            return chunks
+        start = self._rotation % len(prefilling)
+        self._rotation += 1
+        for turn in prefilling[start:] + prefilling[:start]:
+            n = min(len(turn.pending), room)
+            chunks[id(turn)] = n
+            room -= n
+            if room == 0:
+                break
+        return chunks
+
+    def _after_eval(self, turn: Turn, n: int, index: int | None, share: float) -> None:
+        slot = turn.slot
+        assert slot is not None
+        turn.seconds += share
+        slot.tokens.extend(turn.pending[:n])
+        del turn.pending[:n]
+        if turn.pending:
+            return
+        started = time.perf_counter()
+        try:
+            reason = "length" if index is None else turn.take_sample(self.engine, index)
+        except Exception as exc:  # its listener failed, or the sampler did
+            self._fail(turn, "server_error", f"The turn failed: {type(exc).__name__}: {exc}")
             return
         finally:
             turn.seconds += time.perf_counter() - started
         if reason is not None:
             self._finish(turn, reason)
-        else:
-            self._admit()  # turns that arrived during this slice go before this one's next
-            self._turns.append(turn)
 
-    def _park_live(self, turn: Turn) -> bool:
-        """Before `turn`'s slice: park the other unfinished turn that sequence 0 holds, if any.
-        Returns whether sequence 0 holds `turn` already (then nothing is parked)."""
-        live, self._live = self._live, turn
-        if live is turn:
-            return True
-        if live is None:
-            return False
-        started = time.perf_counter()
-        try:
-            live.parked, live.spare = self.engine.snapshot(live.spare), None  # None: `_enter` replays it
-        except Exception:
-            log.exception("could not park a turn; it will be evaluated again")
-            live.parked = None
-        live.seconds += time.perf_counter() - started
-        return False
+    # -- endings -------------------------------------------------------------------------------
+    def _leave(self, turn: Turn) -> None:
+        if turn in self._active:
+            self._active.remove(turn)
+        slot, turn.slot = turn.slot, None
+        if slot is not None:
+            slot.turn = None
+            self.engine.slots.touch(slot)  # idle now, holding this conversation for its next turn
 
-    def _enter(self, turn: Turn) -> None:
-        """Make sequence 0 hold `turn`'s state: a first slice begins it, a later one restores it exactly."""
-        engine = self.engine
-        if not turn.begun:
-            turn.begin(engine)
-            return
-        state, turn.parked = turn.parked, None
-        if state is not None and engine.resume(state):
-            turn.spare = state.data
-        else:  # lost: evaluate everything it holds again
-            engine.park_active()
-            engine.reset()
-            turn.pending = turn.job.prompt + turn.generated
+    def _drop_slot(self, turn: Turn) -> None:
+        """The turn's slot may be half-written: empty it."""
+        if turn.slot is not None:
+            try:
+                self.engine.clear(turn.slot)
+            except Exception:
+                log.exception("could not clear a slot")
 
     def _finish(self, turn: Turn, reason: str) -> None:
-        if self._live is turn:
-            self._live = None  # sequence 0 now holds a finished conversation, parked like any other
+        self._leave(turn)
         try:
             result = turn.result(reason)
         except Exception as exc:  # its listener failed on the last piece of text
@@ -268,8 +350,7 @@ class Scheduler:
         self._done(turn.job, ("done", result))
 
     def _fail(self, turn: Turn, code: str, message: str) -> None:
-        if self._live is turn:
-            self._live = None
+        self._leave(turn)
         turn.close()
         self._done(turn.job, ("error", (code, message)))
 
@@ -282,10 +363,10 @@ class Scheduler:
             log.exception("a turn's listener failed")
 
     def _fail_all(self) -> None:
-        self._live = None
-        turns, self._turns = list(self._turns), deque()
         self._admit()
-        turns += list(self._turns)
-        self._turns.clear()
+        turns = [*self._active, *self._waiting]
+        self._waiting.clear()
         for turn in turns:
+            self._drop_slot(turn)
             self._fail(turn, "server_error", "The engine scheduler failed.")
+

@@ -1,9 +1,10 @@
 """`LlamaCppSession`: one conversation's prompt tokens, and its turns on the shared engine.
 
-The session keeps its items, the text its tokens spell and the tokens themselves. A turn renders the
-conversation with the chat template; when the result extends the held text (the usual case: the
-template appends), only the new tail is tokenized. The engine then evaluates only the tokens past
-the longest prefix it still holds, live or parked.
+The session keeps its items (the output ones handed back by `commit`, as the turn engine assembled
+them), the text its tokens spell and the tokens themselves. A turn renders the conversation with the
+chat template; when the result extends the held text (the usual case: the template appends), only
+the new tail is tokenized. The engine then evaluates only the tokens past the longest prefix it
+holds, in a slot or parked.
 """
 
 from __future__ import annotations
@@ -54,6 +55,10 @@ class LlamaCppSession(BackendSession):
         twin.items_seen = self.items_seen
         twin.pending = list(self.pending)
         return twin
+
+    def commit(self, output: Sequence[Item]) -> None:
+        super().commit(output)
+        self.items.extend(output)
 
     def release(self) -> None:
         if self.tokens:
@@ -150,9 +155,7 @@ class LlamaCppSession(BackendSession):
                 raise BackendError("The engine stopped before the answer was complete.")
             for delta in scanner.finish():
                 yield delta
-            output = scanner.output_items(params.parallel_tool_calls)
-            self.items.extend(output)
-            self.items_seen += len(output)
+            # The output items come back through `commit`, as the turn engine assembled them.
             self.text, self.tokens = text + result.text, prompt + result.generated
             self.broken = False
             finished = True

@@ -9,7 +9,6 @@ from typing import Any
 import orjson
 
 from ...api.ids import new_id
-from ...api.items import Item
 from ..base import Delta, TextDelta, ToolCallDelta
 
 CALL_OPEN = "<tool_call>"
@@ -107,19 +106,6 @@ class ToolCallScanner:
             return []
         self.text.append(text)
         return [TextDelta(text)]
-
-    def output_items(self, parallel: bool) -> list[Item]:
-        """The items this output becomes, as the turn engine's assembler builds them."""
-        items: list[Item] = []
-        text = "".join(self.text)
-        if text:
-            items.append({"type": "message", "role": "assistant", "content": [{"type": "output_text", "text": text}]})
-        for call_id, name, arguments in self.calls if parallel else self.calls[:1]:
-            if self.tools.get(name) == "custom":
-                items.append({"type": "custom_tool_call", "call_id": call_id, "name": name, "input": arguments})
-            else:
-                items.append({"type": "function_call", "call_id": call_id, "name": name, "arguments": arguments})
-        return items
 
 
 def _partial_suffix(text: str, marker: str) -> int:
