@@ -7,7 +7,7 @@ import pytest
 from openai import OpenAI
 
 from .pg_support import postgres  # noqa: F401 - the session's PostgreSQL server, for any test that asks
-from .support import RunningServer, running_server, write_script
+from .support import RunningServer, ScriptedServer, running_server, serve_script, write_script
 
 AGENT_TURNS = [
     {"tool_calls": [{"name": "get_weather", "arguments": {"city": "Paris"}}]},
@@ -15,6 +15,18 @@ AGENT_TURNS = [
                     {"name": "get_time", "arguments": {"tz": "CET"}}]},
     {"text": "Paris is sunny and Rome is warm."},
 ]
+
+
+@pytest.fixture(scope="module")
+def server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
+    """The module's scripted server, as its `SERVER = ScriptedServer(...)` declares it (one fixture
+    factory for every module; a module with other needs defines its own `server`)."""
+    spec = getattr(request.module, "SERVER", None)
+    if not isinstance(spec, ScriptedServer):
+        pytest.fail(f"{request.module.__name__} uses `server` but declares no SERVER = ScriptedServer(...)")
+    name = request.module.__name__.rsplit(".", 1)[-1]
+    with serve_script(tmp_path_factory.mktemp(name), spec.turns, *spec.args, **spec.settings) as running:
+        yield running
 
 
 @pytest.fixture

@@ -9,10 +9,11 @@ from typing import Any
 
 import pytest
 
+from tether.api.events import TERMINAL_EVENT_TYPES as TERMINAL
+
 from .support import RunningServer, running_server, validate_sse_event, validate_ws_event
 
 MODEL = "SmolLM2-135M-Instruct.Q4_1"
-TERMINAL = ("response.completed", "response.incomplete", "response.failed", "error")
 WEATHER_TOOL: dict[str, Any] = {
     "type": "function",
     "name": "get_weather",

@@ -18,7 +18,7 @@ from openai.types.responses.responses_server_event import ResponsesServerEvent
 from pydantic import BaseModel, TypeAdapter
 
 from tether.api.sse import SSEDecoder
-from tether.bench.process import free_port, stop, wait_serving
+from tether.processes import free_port, stop, wait_serving
 
 SSE_EVENTS: TypeAdapter[Any] = TypeAdapter(ResponseStreamEvent)
 WS_EVENTS: TypeAdapter[Any] = TypeAdapter(ResponsesServerEvent)
@@ -178,6 +178,16 @@ def check_output_indices(events: list[dict[str, Any]]) -> None:
 
 ERROR_KEYS = {"message", "type", "param", "code"}
 _ANY = object()
+
+
+class ScriptedServer:
+    """A test module's scripted server, declared as `SERVER = ScriptedServer(turns, *cli_args, **script)`:
+    the shared `server` fixture (tests/conftest.py) starts it once for the module."""
+
+    def __init__(self, turns: list[dict[str, Any]], *args: str, **settings: Any) -> None:
+        self.turns = turns
+        self.args = args
+        self.settings = settings
 
 
 @contextlib.contextmanager

@@ -16,7 +16,7 @@ import pytest
 from agents import Agent, RawResponsesStreamEvent, function_tool, responses_websocket_session, set_tracing_disabled
 from agents.models.openai_responses import OpenAIResponsesWSModel
 
-from .support import RunningServer, serve_script, validate_ws_event
+from .support import RunningServer, ScriptedServer, validate_ws_event
 from .ws_support import metric
 
 API_KEY = "sk-tether-agents"
@@ -32,10 +32,7 @@ def no_trace_export() -> Iterator[None]:
     set_tracing_disabled(False)
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
-    with serve_script(tmp_path_factory.mktemp("agents"), TURNS, "--api-key", API_KEY) as running:
-        yield running
+SERVER = ScriptedServer(TURNS, "--api-key", API_KEY)
 
 
 def weather_agent(calls: list[str]) -> Agent[Any]:

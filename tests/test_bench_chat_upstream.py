@@ -13,7 +13,7 @@ import httpx
 import pytest
 from openai import OpenAI
 
-from tether.bench.process import free_port, serving_process
+from tether.processes import free_port, serving_process
 
 from .support import RunningServer, running_server, validate_ws_event, write_script
 

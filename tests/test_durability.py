@@ -91,3 +91,21 @@ def test_sigterm_records_running_background_responses_as_cancelled(tmp_path: Pat
             assert client.responses.retrieve(response_id).status == "cancelled"
     finally:
         restarted.stop()
+
+
+def test_a_background_response_whose_server_was_killed_reads_as_failed_after_the_restart(tmp_path: Path) -> None:
+    server = scripted(tmp_path, tokens_per_second=1)
+    try:
+        client = OpenAI(base_url=server.base_url, api_key="unused")
+        queued = client.responses.create(model="m", input="take your time", background=True)
+    finally:
+        kill_hard(server)
+    restarted = scripted(tmp_path)
+    try:
+        client = OpenAI(base_url=restarted.base_url, api_key="unused")
+        found = client.responses.retrieve(queued.id)
+        assert found.status == "failed"
+        assert found.error is not None and "stopped before" in found.error.message
+        assert client.responses.retrieve(queued.id).status == "failed"  # and stays so
+    finally:
+        restarted.stop()

@@ -3,24 +3,20 @@ on every route and every hop; a server without keys is open."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import pytest
 from openai import AuthenticationError, NotFoundError, Omit, OpenAI
 
-from .support import RunningServer, assert_error, serve_script
+from .support import RunningServer, ScriptedServer, assert_error, serve_script
 
 KEY_A = "sk-tether-key-alpha-0001"
 KEY_B = "sk-tether-key-bravo-0002"
 TURNS = [{"text": f"auth turn {k}"} for k in range(4)]
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
-    with serve_script(tmp_path_factory.mktemp("auth"), TURNS, "--api-key", KEY_A, "--api-key", KEY_B) as running:
-        yield running
+SERVER = ScriptedServer(TURNS, "--api-key", KEY_A, "--api-key", KEY_B)
 
 
 def bearer(key: str) -> dict[str, str]:

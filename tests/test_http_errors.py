@@ -10,15 +10,12 @@ import httpx
 import pytest
 from openai import BadRequestError, OpenAI
 
-from .support import RunningServer, assert_error, serve_script
+from .support import RunningServer, ScriptedServer, assert_error
 
 MAX_BODY = 4096
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
-    with serve_script(tmp_path_factory.mktemp("errors"), [{"text": "fine"}], "--max-body-bytes", str(MAX_BODY)) as s:
-        yield s
+SERVER = ScriptedServer([{"text": "fine"}], "--max-body-bytes", str(MAX_BODY))
 
 
 def post(server: RunningServer, content: bytes, path: str = "/responses") -> httpx.Response:

@@ -6,21 +6,16 @@ history the server really put in front of it."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
-import pytest
 from openai import OpenAI
 
-from .support import RunningServer, serve_script
+from .support import ScriptedServer
 
 TURNS = [{"text": f"turn {k}"} for k in range(6)]
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
-    with serve_script(tmp_path_factory.mktemp("input"), TURNS) as running:
-        yield running
+SERVER = ScriptedServer(TURNS)
 
 
 def input_items(client: OpenAI, response_id: str) -> list[dict[str, Any]]:

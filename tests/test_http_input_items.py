@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -12,16 +11,13 @@ from openai import OpenAI
 from openai.types.responses.response_item import ResponseItem
 from pydantic import TypeAdapter
 
-from .support import RunningServer, _no_extras, assert_error, serve_script
+from .support import RunningServer, ScriptedServer, _no_extras, assert_error
 
 ITEMS: TypeAdapter[Any] = TypeAdapter(ResponseItem)
 IDS = [f"msg_in_{k}" for k in range(5)]
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
-    with serve_script(tmp_path_factory.mktemp("items"), [{"text": "ok"}]) as running:
-        yield running
+SERVER = ScriptedServer([{"text": "ok"}])
 
 
 @pytest.fixture(scope="module")

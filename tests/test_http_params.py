@@ -2,24 +2,20 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import pytest
 from openai import BadRequestError, OpenAI
 
-from .support import RunningServer, assert_error, serve_script, validate_response
+from .support import RunningServer, ScriptedServer, assert_error, validate_response
 
 LONG = "A fairly long scripted answer, written so that a small max_output_tokens cuts it short: " * 3
 SCHEMA = {"type": "object", "properties": {"answer": {"type": "string"}}, "required": ["answer"],
           "additionalProperties": False}
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
-    with serve_script(tmp_path_factory.mktemp("params"), [{"text": LONG}]) as running:
-        yield running
+SERVER = ScriptedServer([{"text": LONG}])
 
 
 def create(server: RunningServer, **fields: Any) -> httpx.Response:

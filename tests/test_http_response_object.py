@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import httpx
-import pytest
 from openai import OpenAI
 
-from .support import RunningServer, serve_script, validate_response
+from .support import RunningServer, ScriptedServer, validate_response
 
 ANSWER = "The capital of France is Paris."
 RESPONSE_FIELDS = {
@@ -20,10 +17,7 @@ RESPONSE_FIELDS = {
 }
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
-    with serve_script(tmp_path_factory.mktemp("object"), [{"text": ANSWER}]) as running:
-        yield running
+SERVER = ScriptedServer([{"text": ANSWER}])
 
 
 def test_text_answer_has_every_field(server: RunningServer) -> None:

@@ -4,21 +4,19 @@ the SDK's `stream()` helper and `stream_options.include_obfuscation`."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from typing import Any
 
-import pytest
 from openai import OpenAI
 
 from .support import (
     TEXT_SEQUENCE,
     RunningServer,
+    ScriptedServer,
     call_sequence,
     check_output_indices,
     check_sequence_numbers,
     collapse,
     post_sse,
-    serve_script,
     sse_lines_to_events,
     validate_sse_event,
 )
@@ -37,10 +35,7 @@ TOOLS: list[Any] = [
 ]
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
-    with serve_script(tmp_path_factory.mktemp("sse"), TURNS) as running:
-        yield running
+SERVER = ScriptedServer(TURNS)
 
 
 def check_stream(events: list[dict[str, Any]], expected: list[str]) -> None:

@@ -2,21 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import httpx
-import pytest
 from openai import OpenAI
 
-from .support import RunningServer, assert_error, serve_script
+from .support import RunningServer, ScriptedServer, assert_error
 
 TURNS = [{"text": f"compact turn {k} with a reasonably long answer to make the context grow"} for k in range(6)]
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
-    with serve_script(tmp_path_factory.mktemp("tokens"), TURNS) as running:
-        yield running
+SERVER = ScriptedServer(TURNS)
 
 
 def test_input_tokens_counts_and_grows(server: RunningServer, client: OpenAI) -> None:

@@ -4,14 +4,20 @@ and custom tools inside a `namespace`, `tool_choice` validation and `parallel_to
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import pytest
 from openai import BadRequestError, OpenAI
 
-from .support import RunningServer, check_output_indices, check_sequence_numbers, collapse, post_sse, serve_script
+from .support import (
+    RunningServer,
+    ScriptedServer,
+    check_output_indices,
+    check_sequence_numbers,
+    collapse,
+    post_sse,
+)
 
 PATCH = "*** Begin Patch\n*** Add File: hello.txt\n+hello\n*** End Patch\n"
 TURNS = [
@@ -27,10 +33,7 @@ APPLY_PATCH_CUSTOM = {"type": "custom", "name": "apply_patch", "description": "A
 APPLY_PATCH_FUNCTION = {"type": "function", "name": "apply_patch", "parameters": OBJECT}
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
-    with serve_script(tmp_path_factory.mktemp("tools"), TURNS) as running:
-        yield running
+SERVER = ScriptedServer(TURNS)
 
 
 def test_function_tools(client: OpenAI) -> None:

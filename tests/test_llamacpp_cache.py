@@ -46,7 +46,8 @@ def test_http_chain_uses_the_prefix_cache(tmp_path: Path) -> None:
 
 
 def test_tiny_kv_budget_evicts_but_answers(tmp_path: Path) -> None:
-    with llama_server(tmp_path, "--kv-budget-mb", "1") as server:
+    """One slot for two conversations: each new turn parks the other one, whose state does not fit 1 MiB."""
+    with llama_server(tmp_path, "--kv-budget-mb", "1", "--parallel", "1") as server:
         client = OpenAI(base_url=server.base_url, api_key="unused")
         with client.responses.connect() as a, client.responses.connect() as b:
             turns = {}

@@ -13,13 +13,12 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from .support import RunningServer, serve_script, validate_ws_event
+from .support import RunningServer, ScriptedServer, validate_ws_event
 
 pytestmark = pytest.mark.node
 
@@ -57,10 +56,7 @@ def node() -> str:
     return node
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
-    with serve_script(tmp_path_factory.mktemp("node"), TURNS, "--api-key", API_KEY) as running:
-        yield running
+SERVER = ScriptedServer(TURNS, "--api-key", API_KEY)
 
 
 def run_client(node: str, server: RunningServer) -> dict[str, Any]:

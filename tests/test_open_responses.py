@@ -22,7 +22,7 @@ from openai.types.responses import ResponseOutputMessage
 from websockets.sync.client import connect
 
 from .open_responses_schema import check_response_resource, response_resource_problems
-from .support import RunningServer, assert_error, post_sse, serve_script, validate_sse_event
+from .support import RunningServer, ScriptedServer, assert_error, post_sse, serve_script, validate_sse_event
 from .ws_support import Event, assert_ws_error, collect, completed, create_event, output_text, user
 
 MODEL = "tether-scripted"
@@ -53,10 +53,7 @@ def _png_data_url() -> str:
 RED_PNG = _png_data_url()
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
-    with serve_script(tmp_path_factory.mktemp("open-responses"), TEXT_TURNS) as running:
-        yield running
+SERVER = ScriptedServer(TEXT_TURNS)
 
 
 @pytest.fixture(scope="module")

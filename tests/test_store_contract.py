@@ -114,6 +114,19 @@ async def test_saving_again_replaces(store: ResponseStore) -> None:
     assert chain[0].output[0]["content"][0]["text"] == "final"
 
 
+async def test_the_replica_and_the_runner_are_kept(store: ResponseStore) -> None:
+    placed = record("resp_p1")
+    placed.placement, placed.runner = "http://replica-2:8080/v1", "runner-4f2a"
+    await store.save(placed)
+    await store.save(record("resp_p2", parent="resp_p1"))
+    got = await store.get("resp_p1", "alice")
+    assert got is not None and (got.placement, got.runner) == ("http://replica-2:8080/v1", "runner-4f2a")
+    plain = await store.get("resp_p2", "alice")
+    assert plain is not None and (plain.placement, plain.runner) == (None, None)
+    chain = await store.get_chain("resp_p2", "alice")
+    assert chain is not None and [link.placement for link in chain] == [None, "http://replica-2:8080/v1"]
+
+
 @pytest.mark.parametrize("kind", STORED_KINDS)
 async def test_save_is_committed_when_it_returns(kind: str, request: pytest.FixtureRequest, tmp_path: Path) -> None:
     """What another process sees: a second handle on the same database reads the write at once."""

@@ -111,17 +111,3 @@ async def test_the_store_keeps_working_across_a_server_restart() -> None:
     finally:
         stop_postgres(handle)
 
-
-async def test_the_engine_replica_is_kept_with_the_response(postgres: EmbeddedPostgres) -> None:
-    store = PostgresStore(postgres.create_database())
-    await store.open()
-    try:
-        placed = record("resp_placed")
-        placed.placement = "http://replica-2:8080/v1"
-        await store.save(placed)
-        await store.save(record("resp_unplaced"))
-        got, unplaced = await store.get("resp_placed", "alice"), await store.get("resp_unplaced", "alice")
-        assert got is not None and got.placement == "http://replica-2:8080/v1"
-        assert unplaced is not None and unplaced.placement is None
-    finally:
-        await store.close()

@@ -6,14 +6,12 @@ from __future__ import annotations
 import json
 import socket
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
 
-from .support import RunningServer, serve_script
+from .support import RunningServer, ScriptedServer
 from .ws_support import collect, create_event
 
 FLOOD_CREATES = 200
@@ -22,11 +20,7 @@ CREATE_BYTES = 1_200_000
 MAX_GROWTH_MIB = 100
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
-    with serve_script(tmp_path_factory.mktemp("flood"), [{"text": "a slow answer " * 40}],
-                      tokens_per_second=50) as running:
-        yield running
+SERVER = ScriptedServer([{"text": "a slow answer " * 40}], tokens_per_second=50)
 
 
 def rss_mib(pid: int) -> float:

@@ -10,7 +10,13 @@ import pytest
 from openai import AsyncOpenAI, OpenAI
 from websockets.sync.client import connect
 
-from .support import TEXT_SEQUENCE, RunningServer, check_sequence_numbers, collapse, running_server, write_script
+from .support import (
+    TEXT_SEQUENCE,
+    RunningServer,
+    ScriptedServer,
+    check_sequence_numbers,
+    collapse,
+)
 from .ws_support import (
     acollect,
     arecv,
@@ -27,12 +33,7 @@ from .ws_support import (
 TURNS = [{"text": "first answer"}, {"text": "second answer"}]
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
-    tmp = tmp_path_factory.mktemp("client-events")
-    script = write_script(tmp, TURNS)
-    with running_server(tmp, "--backend", "scripted", "--script", str(script), "--store", "memory") as running:
-        yield running
+SERVER = ScriptedServer(TURNS)
 
 
 @pytest.fixture

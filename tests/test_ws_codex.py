@@ -8,7 +8,6 @@ raw frames: the announced limit is the enforced one, the turn state is returned 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -19,7 +18,7 @@ from tether.api.client_metadata import TURN_METADATA_KEY, TURN_STATE_KEY, parse_
 from tether.api.errors import APIError
 from tether.server.ws_handshake import MAX_MESSAGE_BYTES_HEADER
 
-from .support import RunningServer, serve_script, validate_ws_event
+from .support import RunningServer, ScriptedServer, validate_ws_event
 from .ws_support import assert_ws_error, collect, completed, create_event
 
 LIMIT = 64 * 1024
@@ -34,11 +33,7 @@ def codex_metadata(turn_id: str, kind: str = "turn", **extra: str) -> dict[str, 
             "thread_id": "sess-1", "x-codex-window-id": "sess-1:0", **extra}
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
-    turns = [{"text": "one"}, {"text": "two"}, {"text": "three"}]
-    with serve_script(tmp_path_factory.mktemp("ws-codex"), turns, "--max-body-bytes", str(LIMIT)) as running:
-        yield running
+SERVER = ScriptedServer([{"text": "one"}, {"text": "two"}, {"text": "three"}], "--max-body-bytes", str(LIMIT))
 
 
 def raw_events(conn: Any, terminals: int = 1) -> list[dict[str, Any]]:

@@ -1,7 +1,8 @@
 """WebSocket compression: permessage-deflate negotiated with the SDK and raw clients, declined when the
-client offers none, and declined by the server with `--ws-compression off`; compressed or not, every
-event arrives whole. With deflate, the big lifecycle events travel compressed (their echo spliced in
-from the server's cache) and small deltas as they are."""
+client offers none, declined by the server with `--ws-compression off`, and by default (`auto`) declined
+for a client on this machine but accepted for one behind a proxy; compressed or not, every event arrives
+whole. With deflate, the big lifecycle events travel compressed (their echo spliced in from the server's
+cache) and small deltas as they are."""
 
 from __future__ import annotations
 
@@ -13,10 +14,12 @@ from typing import Any
 
 import pytest
 from openai import OpenAI
+from websockets.datastructures import Headers
 from websockets.extensions.permessage_deflate import ClientPerMessageDeflateFactory
 from websockets.sync.client import ClientConnection, connect
 
 from tether.server.ws_compression import FLUSH_MARKER, DeflateSettings, EchoCache, MessageCompressor
+from tether.server.ws_protocol import direct_loopback
 
 from .support import RunningServer, running_server, write_script
 from .ws_support import call_outputs, collect, completed, create_event, output_text
@@ -48,8 +51,17 @@ def server(tmp_path: Path) -> Iterator[RunningServer]:
 
 
 @pytest.fixture
+def server_deflate(tmp_path: Path) -> Iterator[RunningServer]:
+    yield from _serve(tmp_path, "--ws-compression", "deflate")
+
+
+@pytest.fixture
 def server_off(tmp_path: Path) -> Iterator[RunningServer]:
     yield from _serve(tmp_path, "--ws-compression", "off")
+
+
+PROXIED = {"X-Forwarded-For": "198.51.100.7"}  # what a reverse proxy in front of tether adds
+SDK_DEFLATE = {"max_size": 64 * 1024 * 1024}
 
 
 def negotiated(conn: ClientConnection) -> str:
@@ -93,8 +105,8 @@ def _sent(conn: Any, event: dict[str, Any]) -> Any:
     return conn
 
 
-def test_raw_client_negotiates_deflate_and_events_round_trip(server: RunningServer) -> None:
-    with connect(server.ws_url, open_timeout=10) as conn:  # websockets offers permessage-deflate by default
+def test_raw_client_negotiates_deflate_and_events_round_trip(server_deflate: RunningServer) -> None:
+    with connect(server_deflate.ws_url, open_timeout=10) as conn:  # websockets offers permessage-deflate by default
         assert negotiated(conn).startswith("permessage-deflate")
         assert [type(ext).__name__ for ext in conn.protocol.extensions] == ["PerMessageDeflate"]
         frames = record_frames(conn)
@@ -108,19 +120,19 @@ def test_raw_client_negotiates_deflate_and_events_round_trip(server: RunningServ
     assert plain and max(plain) < DeflateSettings().min_size
 
 
-def test_client_asking_for_a_small_window_gets_it(server: RunningServer) -> None:
+def test_client_asking_for_a_small_window_gets_it(server_deflate: RunningServer) -> None:
     offer = ClientPerMessageDeflateFactory(server_max_window_bits=10, client_max_window_bits=True)
-    with connect(server.ws_url, extensions=[offer], compression=None, open_timeout=10) as conn:
+    with connect(server_deflate.ws_url, extensions=[offer], compression=None, open_timeout=10) as conn:
         assert "server_max_window_bits=10" in negotiated(conn)
         frames = record_frames(conn)
         agent_rollout(conn)  # a back-reference past the 1 KiB window would fail to decode
     assert any(flag for flag, _ in frames)
 
 
-def test_sdk_connect_negotiates_deflate_when_given_a_size_limit(server: RunningServer) -> None:
+def test_sdk_connect_negotiates_deflate_when_given_a_size_limit(server_deflate: RunningServer) -> None:
     # openai's SDK leaves compression off unless max_size bounds what a message may inflate to.
-    client = OpenAI(base_url=server.base_url, api_key="unused")
-    with client.responses.connect(websocket_connection_options={"max_size": 64 * 1024 * 1024}) as conn:
+    client = OpenAI(base_url=server_deflate.base_url, api_key="unused")
+    with client.responses.connect(websocket_connection_options=SDK_DEFLATE) as conn:
         assert negotiated(conn._connection).startswith("permessage-deflate")
         first, second = agent_rollout(conn)
     assert first["id"] != second["id"]
@@ -133,22 +145,52 @@ def test_sdk_connect_default_offers_none_and_gets_none(server: RunningServer) ->
         agent_rollout(conn)
 
 
-def test_raw_client_offering_none_gets_none(server: RunningServer) -> None:
-    with connect(server.ws_url, compression=None, open_timeout=10) as conn:
+def test_raw_client_offering_none_gets_none(server_deflate: RunningServer) -> None:
+    with connect(server_deflate.ws_url, compression=None, open_timeout=10) as conn:
         assert negotiated(conn) == ""
         assert conn.protocol.extensions == []
         agent_rollout(conn)
 
 
+def test_auto_declines_a_client_on_this_machine_and_accepts_one_behind_a_proxy(server: RunningServer) -> None:
+    with connect(server.ws_url, compression="deflate", open_timeout=10) as conn:
+        assert negotiated(conn) == ""  # loopback: nothing to save, CPU to spend at both ends
+        agent_rollout(conn)
+    for forwarded in (PROXIED, {"Forwarded": "for=198.51.100.7;proto=https"}):
+        with connect(server.ws_url, additional_headers=forwarded, open_timeout=10) as conn:
+            assert negotiated(conn).startswith("permessage-deflate")
+            frames = record_frames(conn)
+            agent_rollout(conn)
+        assert any(flag for flag, _ in frames)
+    client = OpenAI(base_url=server.base_url, api_key="unused")
+    with client.responses.connect(extra_headers=PROXIED, websocket_connection_options=SDK_DEFLATE) as sdk:
+        assert negotiated(sdk._connection).startswith("permessage-deflate")
+        agent_rollout(sdk)
+
+
 def test_server_flag_off_declines_what_the_client_offers(server_off: RunningServer) -> None:
-    with connect(server_off.ws_url, compression="deflate", open_timeout=10) as conn:
+    with connect(server_off.ws_url, compression="deflate", additional_headers=PROXIED, open_timeout=10) as conn:
         assert negotiated(conn) == ""
         assert conn.protocol.extensions == []
         agent_rollout(conn)
     client = OpenAI(base_url=server_off.base_url, api_key="unused")
-    with client.responses.connect(websocket_connection_options={"max_size": 64 * 1024 * 1024}) as sdk:
+    with client.responses.connect(extra_headers=PROXIED, websocket_connection_options=SDK_DEFLATE) as sdk:
         assert negotiated(sdk._connection) == ""
         agent_rollout(sdk)
+
+
+@pytest.mark.parametrize(("peer", "headers", "declined"), [
+    (("127.0.0.1", 5000), {}, True),
+    (("127.8.9.10", 5000), {}, True),
+    (("::1", 5000), {}, True),
+    (("::ffff:127.0.0.1", 5000), {}, True),
+    (("127.0.0.1", 5000), {"X-Real-IP": "198.51.100.7"}, False),
+    (("10.1.2.3", 5000), {}, False),
+    (("2001:db8::1", 5000), {}, False),
+    (None, {}, False),
+])
+def test_which_peers_auto_declines(peer: tuple[str, int] | None, headers: dict[str, str], declined: bool) -> None:
+    assert direct_loopback(peer, Headers(headers)) is declined
 
 
 def test_spliced_messages_decode_with_a_context_taking_over_decoder() -> None:

@@ -9,7 +9,13 @@ from typing import Any
 import pytest
 from openai import AsyncOpenAI, OpenAI
 
-from .support import TEXT_SEQUENCE, RunningServer, check_sequence_numbers, collapse, running_server, write_script
+from .support import (
+    TEXT_SEQUENCE,
+    RunningServer,
+    ScriptedServer,
+    check_sequence_numbers,
+    collapse,
+)
 from .ws_support import (
     acollect,
     assert_ws_error,
@@ -29,12 +35,7 @@ MAX_IN_FLIGHT = 16
 MAX_NAMED_LANES = 32
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
-    tmp = tmp_path_factory.mktemp("lanes")
-    script = write_script(tmp, TURNS, tokens_per_second=200)
-    with running_server(tmp, "--backend", "scripted", "--script", str(script), "--store", "memory") as running:
-        yield running
+SERVER = ScriptedServer(TURNS, tokens_per_second=200)
 
 
 @pytest.fixture

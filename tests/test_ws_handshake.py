@@ -57,7 +57,10 @@ def test_sdk_with_a_wrong_key_is_refused(keyed_server: RunningServer) -> None:
 
 
 def test_right_key_no_subprotocol_and_deflate(keyed_server: RunningServer) -> None:
-    with connect(keyed_server.ws_url, additional_headers={"Authorization": f"Bearer {KEY}", **BETA},
+    # As a client behind a reverse proxy: for a direct loopback client the server declines compression
+    # (tests/test_ws_compression.py has every case).
+    proxied = {"X-Forwarded-For": "198.51.100.7"}
+    with connect(keyed_server.ws_url, additional_headers={"Authorization": f"Bearer {KEY}", **BETA, **proxied},
                  open_timeout=10) as ws:
         assert ws.subprotocol is None
         assert ws.response.status_code == 101

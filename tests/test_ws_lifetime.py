@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -14,19 +13,13 @@ from openai import AsyncOpenAI, OpenAI
 from websockets.exceptions import ConnectionClosedOK
 from websockets.sync.client import connect
 
-from .support import RunningServer, running_server, validate_ws_event, write_script
+from .support import RunningServer, ScriptedServer, running_server, validate_ws_event, write_script
 from .ws_support import arecv, assert_ws_error, collect, completed, create_event, metric, recv
 
 LIFETIME_S = 2.0
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
-    tmp = tmp_path_factory.mktemp("lifetime")
-    script = write_script(tmp, [{"text": "short"}])
-    with running_server(tmp, "--backend", "scripted", "--script", str(script), "--store", "memory",
-                        "--ws-lifetime", str(LIFETIME_S)) as running:
-        yield running
+SERVER = ScriptedServer([{"text": "short"}], "--ws-lifetime", str(LIFETIME_S))
 
 
 def assert_limit_error(event: dict[str, Any]) -> None:

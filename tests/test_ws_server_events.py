@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -11,12 +10,11 @@ from openai import AsyncOpenAI, OpenAI
 from .support import (
     TEXT_SEQUENCE,
     RunningServer,
+    ScriptedServer,
     call_sequence,
     check_output_indices,
     check_sequence_numbers,
     collapse,
-    running_server,
-    write_script,
 )
 from .ws_support import acollect, assert_ws_error, by_lane, call_outputs, collect, completed, create_event, recv
 
@@ -28,12 +26,7 @@ TURNS = [
 TOOL_SEQUENCE = call_sequence(2)
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
-    tmp = tmp_path_factory.mktemp("server-events")
-    script = write_script(tmp, TURNS)
-    with running_server(tmp, "--backend", "scripted", "--script", str(script), "--store", "memory") as running:
-        yield running
+SERVER = ScriptedServer(TURNS)
 
 
 def run_loop(conn: Any, stream_id: str | None) -> list[list[dict[str, Any]]]:

@@ -14,7 +14,7 @@ import pytest
 from openai import OpenAI
 from websockets.sync.client import connect
 
-from .support import RunningServer, serve_script, validate_ws_event
+from .support import RunningServer, ScriptedServer, serve_script, validate_ws_event
 from .ws_support import RECV_TIMEOUT_S, create_event, user
 
 LONG_TEXT = " ".join(f"word{index}" for index in range(400))
@@ -29,10 +29,7 @@ EXTENSION_FIELDS = {
 }
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
-    with serve_script(tmp_path_factory.mktemp("steering"), TURNS, tokens_per_second=300) as running:
-        yield running
+SERVER = ScriptedServer(TURNS, tokens_per_second=300)
 
 
 @pytest.fixture(scope="module")

@@ -7,9 +7,9 @@ from typing import Any
 import httpx
 from openai import OpenAI
 
-from .support import RunningServer, check_output_indices, check_sequence_numbers, validate_sse_event, validate_ws_event
+from tether.api.events import TERMINAL_EVENT_TYPES as TERMINAL
 
-TERMINAL = ("response.completed", "response.incomplete", "response.failed", "error")
+from .support import RunningServer, check_output_indices, check_sequence_numbers, validate_sse_event, validate_ws_event
 
 
 def sse_events(client: OpenAI, **kwargs: Any) -> list[dict[str, Any]]:

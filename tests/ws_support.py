@@ -15,9 +15,10 @@ from typing import Any
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
+from tether.api.events import TERMINAL_EVENT_TYPES as TERMINAL
+
 from .support import RunningServer, validate_ws_event
 
-TERMINAL = frozenset({"response.completed", "response.failed", "response.incomplete", "error"})
 RECV_TIMEOUT_S = 30.0
 Event = dict[str, Any]
 

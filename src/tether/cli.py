@@ -50,9 +50,9 @@ def add_serve_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -
     serve.add_argument("--max-body-bytes", type=int, default=None,
                        help="largest HTTP body and WebSocket frame accepted (bytes)")
     serve.add_argument("--no-websocket", action="store_true", help="answer WebSocket upgrades with 426")
-    serve.add_argument("--ws-compression", choices=["deflate", "off"], default=None,
-                       help="permessage-deflate when a client offers it: deflate (default; small messages and "
-                            "the repeated request echo cost next to nothing) or off (declined)")
+    serve.add_argument("--ws-compression", choices=["auto", "deflate", "off"], default=None,
+                       help="permessage-deflate when a client offers it: auto (default: for clients elsewhere "
+                            "or behind a proxy, not for one on this machine), deflate (always) or off (never)")
     serve.add_argument("--shutdown-grace", type=float, default=None,
                        help="seconds responses in flight get to finish at shutdown (default: 10)")
     serve.add_argument("--ws-lifetime", type=float, default=None,

@@ -20,6 +20,7 @@ from tether.core.cache_diagnostics import (
     Baseline,
     CacheVerdict,
     judge,
+    prompt_settings,
     settings_divergence,
 )
 
@@ -67,11 +68,12 @@ def test_each_setting_that_shapes_the_prompt_is_a_miss_of_the_whole_prompt(chang
 
 
 def test_the_first_divergence_in_prompt_order_is_the_reason() -> None:
-    before = echo(tools=[TOOL])
-    assert settings_divergence(echo(tools=[TOOL]), echo(model="x", tools=[])) is None or True  # order checked below
-    verdict = judge(Baseline(before), echo(model="x", tools=[], service_tier="flex"))
+    before = prompt_settings(echo(tools=[TOOL]))
+    assert settings_divergence(before, prompt_settings(echo(tools=[TOOL]))) is None
+    assert settings_divergence(before, prompt_settings(echo(model="x", tools=[]))) == "model_changed"
+    verdict = judge(Baseline(echo(tools=[TOOL])), echo(model="x", tools=[], service_tier="flex"))
     assert verdict.reason == "model_changed"
-    verdict = judge(Baseline(before), echo(tools=[], service_tier="flex"))
+    verdict = judge(Baseline(echo(tools=[TOOL])), echo(tools=[], service_tier="flex"))
     assert verdict.reason == "tools_changed"
 
 

@@ -38,7 +38,7 @@ def encode_event(event: dict[str, Any]) -> tuple[bytes, int, bytes | None]:
     if not isinstance(response, ResponseObject) or next(iter(event), None) != "type":
         return orjson.dumps(event), -1, None
     echo = response.echo
-    if not echo.holds(response):  # a field was replaced after the Response was built: no shortcut
+    if echo is None or not echo.holds(response):  # its request is gone, or a field was replaced since
         return orjson.dumps(event), -1, None
     own = orjson.dumps({key: value for key, value in response.items() if key not in echo.fields})
     rest = {key: value for key, value in event.items() if key != "type" and key != "response"}

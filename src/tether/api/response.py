@@ -3,12 +3,13 @@
 A Response has fields of its own (id, status, output, usage...) and fields that echo the request
 (instructions, tools, text, reasoning...). For an agent the echo is most of every lifecycle event (tens
 of KB of instructions and tool definitions) and it is the same in each event of a turn, so it is built
-once per request and carried by the Response (`ResponseObject.echo`), for framing to serialize it once
+once per request and known to the Response (`ResponseObject.echo`), for framing to serialize it once
 and for a WebSocket transport to compress it once.
 """
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -45,7 +46,7 @@ class Usage:
 class ResponseEcho:
     """The request's fields as a Response echoes them, and their JSON (made on first use, then kept)."""
 
-    __slots__ = ("_json", "fields")
+    __slots__ = ("__weakref__", "_json", "fields")
 
     def __init__(self, fields: dict[str, Any]) -> None:
         self.fields = fields
@@ -64,11 +65,23 @@ class ResponseEcho:
 
 
 class ResponseObject(dict[str, Any]):
-    """A Response: a plain dict to everything that reads, stores or serializes it, which also keeps the
-    echo it was built from."""
+    """A Response: a plain dict to everything that reads, stores or serializes it, which also knows the
+    echo it was built from while its request lives (a weak reference: a cached or stored response
+    keeps no second copy of its instructions and tools; a copy of it is a plain dict)."""
 
-    __slots__ = ("echo",)
-    echo: ResponseEcho
+    __slots__ = ("_echo",)
+
+    def __init__(self, echo: ResponseEcho, **fields: Any) -> None:
+        super().__init__(fields)
+        self.update(echo.fields)
+        self._echo = weakref.ref(echo)
+
+    @property
+    def echo(self) -> ResponseEcho | None:
+        return self._echo()
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (dict, (dict(self),))
 
 
 def request_echo(request: CreateRequest) -> ResponseEcho:
@@ -124,8 +137,8 @@ def build_response(
     Its own fields come first, then the echo (JSON key order means nothing to a client; keeping the
     echo last and whole lets framing write it as one run of bytes). `prompt_cache_diagnostics` (core's
     `cache_diagnostics`) is known once the turn's usage is: null on the events before the final one."""
-    echo = request_echo(request)
-    response = ResponseObject(
+    return ResponseObject(
+        request_echo(request),
         id=response_id,
         object="response",
         created_at=created_at,
@@ -140,6 +153,3 @@ def build_response(
         prompt_cache_diagnostics=prompt_cache_diagnostics,
         usage=usage.to_dict() if usage is not None else None,
     )
-    response.update(echo.fields)
-    response.echo = echo
-    return response

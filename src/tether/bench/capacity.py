@@ -30,8 +30,8 @@ import orjson
 from rich.console import Console
 from rich.table import Table
 
+from ..processes import free_port, serving_process
 from .clients import WebSocketTransport
-from .process import free_port, serving_process
 from .report import machine_note, wide_console, write_json
 from .server import ServerProcess, script_file, tether_server
 from .turn_cost import TOOLS, fast_script, filler

@@ -67,10 +67,13 @@ class WebSocketTransport:
         connection.data_received = counting_received  # type: ignore[method-assign]
 
     @classmethod
-    async def open(cls, ws_url: str, *, deflate: bool = True) -> WebSocketTransport:
+    async def open(
+        cls, ws_url: str, *, deflate: bool = True, headers: dict[str, str] | None = None
+    ) -> WebSocketTransport:
         """Connect offering permessage-deflate, as Codex (and the SDK given a max_size) do, unless `deflate`
         is false."""
-        connection = await connect(ws_url, max_size=None, compression="deflate" if deflate else None, open_timeout=30)
+        connection = await connect(ws_url, max_size=None, compression="deflate" if deflate else None, open_timeout=30,
+                                   additional_headers=headers)
         return cls(connection)
 
     async def create(self, body: dict[str, Any]) -> TimedTurn:

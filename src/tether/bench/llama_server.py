@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .process import free_port, serving_process
+from ..processes import free_port, serving_process
 
 DEFAULT_CTX = 2048
 

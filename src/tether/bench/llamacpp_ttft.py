@@ -30,7 +30,7 @@ from typing import Any
 import orjson
 from openai import OpenAI
 
-from .process import free_port, serving_process
+from ..processes import free_port, serving_process
 
 MODES = ("ws", "http", "cold")
 WORDS = "alpha beta gamma delta epsilon zeta theta kappa lambda sigma omega river stone cloud lamp".split()

@@ -177,8 +177,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--clients", type=int, default=2, help="client processes the connections are spread over")
     parser.add_argument("--turns-per-loop", type=int, default=10)
     parser.add_argument("--no-deflate", action="store_true", help="clients do not offer permessage-deflate")
-    parser.add_argument("--ws-compression", choices=["deflate", "off"], default="deflate",
-                        help="the server's --ws-compression")
+    parser.add_argument("--ws-compression", choices=["auto", "deflate", "off"], default="auto",
+                        help="the server's --ws-compression (auto: none for these loopback clients)")
     parser.add_argument("--out", type=Path, default=Path("bench-results"), help="folder for load.json and load.png")
     args = parser.parse_args(argv)
     counts = [int(x) for x in args.connections.split(",") if x.strip()]

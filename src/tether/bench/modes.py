@@ -13,6 +13,8 @@ from typing import Any
 from .clients import HttpSseTransport, TimedTurn, Transport, WebSocketTransport
 
 Item = dict[str, Any]
+#: what a reverse proxy adds for a client elsewhere (a documentation address: no traffic goes to it)
+REMOTE_CLIENT = {"X-Forwarded-For": "192.0.2.10"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,10 +26,13 @@ class Mode:
     chained: bool  # continue with previous_response_id and only the new items
     deflate: bool = True  # WebSocket: offer permessage-deflate
 
-    async def open(self, server_url: str) -> Transport:
+    async def open(self, server_url: str, *, remote: bool = False) -> Transport:
+        """A connection to `server_url`; `remote`: through the WAN proxy, as a client elsewhere, which the
+        server cannot tell from a local one by its address, so it says so as a reverse proxy would."""
         if self.transport == "ws":
             ws_url = server_url.replace("http://", "ws://") + "/v1/responses"
-            return await WebSocketTransport.open(ws_url, deflate=self.deflate)
+            headers = REMOTE_CLIENT if remote else None
+            return await WebSocketTransport.open(ws_url, deflate=self.deflate, headers=headers)
         return HttpSseTransport(server_url)
 
 

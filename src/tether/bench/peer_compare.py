@@ -28,13 +28,13 @@ import httpx
 import orjson
 from websockets.asyncio.client import connect
 
+from ..processes import free_port, serving_process
 from . import workloads
 from .clients import BenchError, HttpSseTransport, Transport, WebSocketTransport
 from .modes import Conversation, Mode, function_calls, tool_output, user_message
 from .peer_report import report
 from .peers.litellm_peer import MODEL_NAME as LITELLM_MODEL
 from .peers.litellm_peer import litellm_proxy
-from .process import free_port, serving_process
 from .profiles import ModelProfile
 
 UPSTREAM_MODEL = "bench-model"

@@ -10,7 +10,7 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-from .process import free_port
+from ..processes import free_port
 
 
 @contextlib.contextmanager

@@ -52,12 +52,15 @@ async def run_rollout(
     profile: ModelProfile,
     record: RolloutRecord,
     on_turn: Callable[[], None] = lambda: None,
+    *,
+    remote: bool = False,
 ) -> RolloutRecord:
-    """Replays `workload` through `mode` against `endpoint` (the server, or a proxy in front of it)."""
+    """Replays `workload` through `mode` against `endpoint` (the server, or a proxy in front of it:
+    `remote`, a client elsewhere)."""
     cpu_before = server.cpu_seconds()
     metric_before = server.server_seconds().get(mode.transport, 0.0)
     start = time.perf_counter()
-    transport = await mode.open(endpoint)
+    transport = await mode.open(endpoint, remote=remote)
     try:
         conversation = Conversation(workload.base())
         new_items = list(workload.input)

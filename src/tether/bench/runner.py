@@ -29,7 +29,10 @@ from .workloads import SHIPPED, Workload, load
 
 
 def add_bench_parser(sub: Any) -> None:
-    bench = sub.add_parser("bench", help="replay agent workloads against a tether server, mode against mode")
+    bench = sub.add_parser("bench", help="replay agent workloads against a tether server, mode against mode; "
+                                         "`tether bench engine`: the embedded engine against llama-server")
+    bench.add_argument("suite", nargs="?", choices=("agents", "engine"), default="agents",
+                       help="agents (default): workload replay, mode against mode; engine: see the group below")
     bench.add_argument("--workloads", default=",".join(SHIPPED), help="shipped names or JSON paths, comma-separated")
     bench.add_argument("--profiles", default=",".join(MODEL_PROFILES), help=f"of {', '.join(MODEL_PROFILES)}")
     bench.add_argument("--networks", default=",".join(DEFAULT_NETWORKS), help=f"of {', '.join(NETWORK_PROFILES)}")
@@ -40,6 +43,11 @@ def add_bench_parser(sub: Any) -> None:
     bench.add_argument("--smoke", action="store_true", help="CI smoke: tiny workload, fast model, 1 repeat")
     bench.add_argument("--no-deflate", action="store_true",
                        help="WebSocket modes do not offer permessage-deflate (by default they do, as Codex does)")
+    bench.add_argument("--ws-compression", choices=("auto", "deflate", "off"), default="auto",
+                       help="the server's --ws-compression (auto: none on loopback, deflate on the WAN profiles)")
+    from .engine_bench import add_engine_arguments
+
+    add_engine_arguments(bench)
 
 
 def _pick(names: str, known: dict[str, Any], what: str) -> list[Any]:
@@ -71,7 +79,7 @@ async def warm_prefix(server: ServerProcess, workload: Workload) -> None:
 
 async def run_matrix(
     profiles: Sequence[ModelProfile], workloads: Sequence[Workload], networks: Sequence[NetworkProfile],
-    modes: Sequence[Mode], repeats: int, console: Console,
+    modes: Sequence[Mode], repeats: int, console: Console, ws_compression: str = "auto",
 ) -> list[RolloutRecord]:
     records: list[RolloutRecord] = []
     total = len(profiles) * repeats * len(networks) * len(modes) * sum(w.model_turns for w in workloads)
@@ -80,7 +88,9 @@ async def run_matrix(
         task = progress.add_task("turns", total=total)
         for profile in profiles:
             for workload in workloads:
-                with tether_server(workload.script(profile)) as server, contextlib.ExitStack() as stack:
+                serve_args = ("--ws-compression", ws_compression)
+                with tether_server(workload.script(profile), serve_args=serve_args) as server, \
+                        contextlib.ExitStack() as stack:
                     urls = {net.name: stack.enter_context(endpoint(server, net)) for net in networks}
                     await warm_prefix(server, workload)
                     for repeat in range(repeats):
@@ -92,12 +102,16 @@ async def run_matrix(
                                 record = RolloutRecord(mode.name, net.name, workload.name, profile.name, repeat)
                                 records.append(await run_rollout(
                                     mode, urls[net.name], server, workload, profile, record,
-                                    on_turn=lambda: progress.advance(task),
+                                    on_turn=lambda: progress.advance(task), remote=net.proxied,
                                 ))
     return records
 
 
 def run_bench(args: argparse.Namespace) -> int:
+    if args.suite == "engine":
+        from .engine_bench import run_engine_bench
+
+        return run_engine_bench(args)
     console = wide_console()
     if args.smoke:
         profiles, workloads, repeats = [SMOKE_PROFILE], [load("smoke")], 1
@@ -115,12 +129,13 @@ def run_bench(args: argparse.Namespace) -> int:
     for profile in profiles:
         console.print(f"  model {profile.name}: {profile.tokens_per_second:g} tok/s, ttft {profile.ttft_ms:g} ms, "
                       f"prefill {profile.prefill_tokens_per_second:g} tok/s")
-    records = asyncio.run(run_matrix(profiles, workloads, networks, modes, repeats, console))
+    records = asyncio.run(run_matrix(profiles, workloads, networks, modes, repeats, console, args.ws_compression))
     summary = summarize(records, modes, {net.name: net for net in networks})
     print_summary(summary, console)
     args.out.mkdir(parents=True, exist_ok=True)
     result = {
         "benchmark": "tether bench", "machine": machine_note(), "repeats": repeats,
+        "ws_compression": args.ws_compression,
         "profiles": [_profile_dict(p) for p in profiles],
         "networks": {net.name: net.describe() for net in networks},
         "modes": {m.name: m.label if m.deflate or m.transport != "ws" else f"{m.label} (--no-deflate)"

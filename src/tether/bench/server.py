@@ -16,7 +16,7 @@ from typing import Any
 import httpx
 import orjson
 
-from .process import free_port, serving_process
+from ..processes import free_port, serving_process
 
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 _SUM = re.compile(r'^tether_turn_server_seconds_sum\{transport="(\w+)"\} (\S+)$', re.MULTILINE)

@@ -26,8 +26,8 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from ..processes import free_port, serving_process
 from .modes import MODES, Mode
-from .process import free_port, serving_process
 from .profiles import MODEL_PROFILES, NETWORK_PROFILES, ModelProfile, NetworkProfile
 from .report import machine_note, wide_console, write_json
 from .rollout import RolloutRecord, run_rollout
@@ -42,6 +42,7 @@ class Variant:
     loop: str = "auto"
     http: str = "auto"
     compression: str = "deflate"
+    coalesce: bool = True  # one write per pass of the event loop (False: one per frame)
 
 
 VARIANTS = {v.name: v for v in (
@@ -51,6 +52,8 @@ VARIANTS = {v.name: v for v in (
     Variant("deflate-all", compression="deflate:min_size=0"),
     Variant("deflate-echo1", compression="deflate:echo_level=1"),
     Variant("asyncio-h11", loop="asyncio", http="h11"),
+    Variant("deflate-uncoalesced", coalesce=False),
+    Variant("off-uncoalesced", compression="off", coalesce=False),
 )}
 
 
@@ -72,7 +75,7 @@ def variant_server(variant: Variant, script: dict[str, Any], directory: Path) ->
     log_path = folder / "server.log"
     command = [sys.executable, "-m", "tether.bench.variant_server", "--script", str(script_file(script, folder)),
                "--port", str(port), "--loop", variant.loop, "--http", variant.http,
-               "--compression", variant.compression]
+               "--compression", variant.compression, *([] if variant.coalesce else ["--no-coalesce"])]
     url = f"http://127.0.0.1:{port}"
     with serving_process(command, log_path, url + "/health") as process:
         yield ServerProcess(url, process, log_path)
@@ -98,7 +101,7 @@ async def run_all(
                         for mode in modes:
                             record = RolloutRecord(mode.name, net.name, workload.name, profile.name, repeat)
                             await run_rollout(mode, urls[(variant.name, net.name)], servers[variant.name],
-                                              workload, profile, record)
+                                              workload, profile, record, remote=net.proxied)
                             records.append((variant.name, record))
                 console.print(f"  {profile.name}: repeat {repeat + 1} of {repeats} done")
     return records

@@ -14,7 +14,11 @@ from typing import Any, Protocol
 from ..api.items import Item
 from ..store.base import ResponseStore, StoredResponse
 from .context import EMPTY, Context
+from .runner import runner_alive
 from .state import ResponseState
+
+#: statuses of a response still being made
+RUNNING = ("queued", "in_progress")
 
 log = logging.getLogger("tether.book")
 
@@ -64,7 +68,23 @@ class ResponseBook:
         live = self.live(response_id, owner)
         if live is not None:
             return StoredResponse(live.snapshot, live.input_items, owner)
-        return await self.store.get(response_id, owner)
+        record = await self.store.get(response_id, owner)
+        if record is not None and record.response.get("status") in RUNNING and not runner_alive(record.runner):
+            record = await self._abandoned(record)
+        return record
+
+    async def _abandoned(self, record: StoredResponse) -> StoredResponse:
+        """A background response whose process died before it finished (SIGKILL, a crash): it is
+        failed from now on, on record, never running forever and never missing."""
+        response = {
+            **record.response,
+            "status": "failed",
+            "error": {"code": "server_error",
+                      "message": "The server stopped before this background response finished."},
+        }
+        failed = StoredResponse(response, record.input_items, record.owner, placement=record.placement)
+        await self.store.save(failed)
+        return failed
 
     async def delete(self, response_id: str, owner: str) -> bool:
         return await self.store.delete(response_id, owner)
@@ -86,4 +106,4 @@ class ResponseBook:
         # A hydrated parent needs only its id, output and store flag; the full object stays in the store.
         response = {"id": head.id, "object": "response", "status": head.status, "output": head.output, "store": True}
         nbytes = sum(link.nbytes for link in links)
-        return ResponseState(response, head.input_items, context, owner, nbytes=nbytes)
+        return ResponseState(response, head.input_items, context, owner, nbytes=nbytes, placement=head.placement)

@@ -48,6 +48,7 @@ from .context import EMPTY, Context
 from .conversation_settings import model_view, settings_of
 from .metrics import METRICS
 from .parents import Parent
+from .runner import RUNNER
 from .state import ResponseState
 from .turn_control import TurnControl, Wake, controlled
 from .turn_params import generation_params
@@ -95,7 +96,9 @@ class Turn:
         return str(self.snapshot.get("status", "queued"))
 
     def record(self) -> StoredResponse:
-        return StoredResponse(self.snapshot, self.input_items, self.owner)
+        running = self.status in ("queued", "in_progress")
+        return StoredResponse(self.snapshot, self.input_items, self.owner, placement=self.session.placement,
+                              runner=RUNNER if running else None)
 
 
 class TurnEngine:
@@ -152,7 +155,8 @@ class TurnEngine:
         if state is not None and state.session is not None:
             session = state.session.fork() if parent is not None and parent.fork else state.take_session()
         if session is None:
-            session = self.backend.new_session()
+            # A conversation the engine held elsewhere (an upstream replica) goes back there.
+            session = self.backend.session_for(state.placement if state is not None else None)
             session_items = model_view(context.to_list(), 0, settings.leading)
             METRICS.session_misses.inc()
         else:
@@ -184,18 +188,15 @@ class TurnEngine:
             first_status = "queued" if request.background else "in_progress"
             turn.snapshot = build_response(request, turn.response_id, turn.created_at, status=first_status)
             yield seq.lifecycle("response.created", turn.snapshot)
-            if turn.compaction is not None:
-                yield seq.lifecycle("response.in_progress", turn.snapshot)
-                async for event in self._compact(turn, seq):
-                    yield event
-            elif not request.generate:
+            if not request.generate and turn.compaction is None:
                 await self._warm_up(turn)
             else:
                 if request.background:
                     yield seq.lifecycle("response.queued", turn.snapshot)
                     turn.snapshot = build_response(request, turn.response_id, turn.created_at, status="in_progress")
                 yield seq.lifecycle("response.in_progress", turn.snapshot)
-                async for event in self._generate(turn, seq):
+                output = self._generate(turn, seq) if turn.compaction is None else self._compact(turn, seq)
+                async for event in output:
                     yield event
             await self._commit(turn)
             yield seq.lifecycle(_terminal_type(turn.status), turn.snapshot)
@@ -241,7 +242,8 @@ class TurnEngine:
             completed_at=int(time.time()),
             prompt_cache_diagnostics=self._diagnostics(turn, prompt_tokens),
         )
-        turn.result = ResponseState(turn.snapshot, turn.input_items, turn.context, turn.owner, turn.session)
+        turn.result = ResponseState(turn.snapshot, turn.input_items, turn.context, turn.owner, turn.session,
+                                    placement=turn.session.placement)
 
     async def _compact(self, turn: Turn, seq: EventSequencer) -> AsyncGenerator[Event, None]:
         """A `compaction_trigger` turn: the context is compacted as `POST /v1/responses/compact` does, and
@@ -373,7 +375,8 @@ class TurnEngine:
             turn.session.commit(assembler.output)
             session = turn.session
         context = turn.context.extend(assembler.output)
-        turn.result = ResponseState(turn.snapshot, turn.input_items, context, turn.owner, session)
+        turn.result = ResponseState(turn.snapshot, turn.input_items, context, turn.owner, session,
+                                    placement=turn.session.placement)
 
     async def _commit(self, turn: Turn) -> None:
         """Before the terminal event: a `store: true` response is committed to the store. If the store

@@ -27,9 +27,10 @@ class ServerConfig:
     ws_max_queued_bytes: int = 16 * 1024 * 1024
     #: seconds in-flight responses get to finish at shutdown before they are cancelled
     shutdown_grace_seconds: float = 10.0
-    #: permessage-deflate when a client offers it: "deflate" (tether's selective compression, see
-    #: server/ws_compression.py) or "off" (declined: every message goes uncompressed)
-    ws_compression: str = "deflate"
+    #: permessage-deflate when a client offers it (server/ws_protocol.py): "auto" (tether's selective
+    #: compression for clients elsewhere or behind a proxy, none for a client on this machine),
+    #: "deflate" (whenever offered) or "off" (declined: every message goes uncompressed)
+    ws_compression: str = "auto"
 
     def connection_limits(self) -> ConnectionLimits:
         return ConnectionLimits(

@@ -20,8 +20,8 @@ from .app import create_app
 from .config import ServerConfig
 from .state import AppState
 from .workers import worker_sockets
-from .ws_compression import protocol_for
 from .ws_handshake import max_message_bytes
+from .ws_protocol import protocol_for
 
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
 

@@ -1,6 +1,7 @@
 """WebSocket compression that pays for itself: permessage-deflate (RFC 7692) on tether's terms.
 
-Clients offer permessage-deflate (the `openai` SDK and Codex both do). The standard extension then
+Clients offer permessage-deflate (Codex does; the `openai` SDK does when given a `max_size`). The
+standard extension then
 compresses every message with a compressor of the connection's own, and for an agent turn that is
 mostly the same ~25-45 KB of echoed instructions and tools, three times a turn (created, in_progress,
 completed), at a cost far above the rest of the turn. Here, instead:
@@ -17,26 +18,22 @@ completed), at a cost far above the rest of the turn. Here, instead:
   (`EventText`); its compressed form is kept (keyed by its bytes, so the next turn of the same agent
   finds it too) and spliced between the compressed parts before and after it.
 
-`--ws-compression off` declines the extension altogether: every message goes as it is.
+The uvicorn protocol that negotiates this (or declines it: `--ws-compression`) and tells the extension
+where the echo is lives in `ws_protocol`.
 """
 
 from __future__ import annotations
 
-import asyncio
 import struct
 import zlib
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
-from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 from websockets import frames
-from websockets.extensions.base import Extension, ServerExtensionFactory
+from websockets.extensions.base import Extension
 from websockets.extensions.permessage_deflate import PerMessageDeflate, ServerPerMessageDeflateFactory
 from websockets.typing import ExtensionParameter
-
-from ..api.framing import EventText
 
 #: a full or sync flush ends with this empty stored block; RFC 7692 drops it from the end of a message
 FLUSH_MARKER = b"\x00\x00\xff\xff"
@@ -62,8 +59,6 @@ class DeflateSettings:
 
 
 DEFAULT_DEFLATE = DeflateSettings()
-#: `--ws-compression` values: the settings, or None where the server declines compression
-COMPRESSION_MODES: dict[str, DeflateSettings | None] = {"deflate": DEFAULT_DEFLATE, "off": None}
 
 
 class PieceCompressor:
@@ -212,85 +207,3 @@ class SelectiveDeflateFactory(ServerPerMessageDeflateFactory):
     ) -> tuple[list[ExtensionParameter], PerMessageDeflate]:
         response_params, negotiated = super().process_request_params(params, accepted_extensions)
         return response_params, SelectiveDeflate(negotiated, self.settings)
-
-
-class CoalescingTransport:
-    """The socket's transport, except that what is written during one pass of the event loop goes out
-    as one write at its end: a turn's events are produced back to back, and one send() system call
-    per event (on loopback the sender also pays for the peer's receive) is most of what an event costs."""
-
-    #: written at once past this many bytes held, rather than held to the end of the pass
-    MAX_HELD = 256 * 1024
-
-    def __init__(self, transport: asyncio.Transport, loop: asyncio.AbstractEventLoop) -> None:
-        self._transport = transport
-        self._loop = loop
-        self._held: list[bytes] = []
-        self._held_bytes = 0
-
-    def write(self, data: bytes) -> None:
-        if not data:
-            return
-        if not self._held:
-            self._loop.call_soon(self.flush)
-        self._held.append(data)
-        self._held_bytes += len(data)
-        if self._held_bytes > self.MAX_HELD:
-            self.flush()
-
-    def flush(self) -> None:
-        if not self._held:
-            return
-        data = self._held[0] if len(self._held) == 1 else b"".join(self._held)
-        self._held.clear()
-        self._held_bytes = 0
-        if not self._transport.is_closing():
-            self._transport.write(data)
-
-    def close(self) -> None:
-        self.flush()
-        self._transport.close()
-
-    def __getattr__(self, name: str) -> Any:  # everything else is the transport's own
-        return getattr(self._transport, name)
-
-
-class TetherWebSocketProtocol(WebSocketsSansIOProtocol):
-    """uvicorn's sans-I/O websockets protocol, negotiating tether's compression (or none) and writing
-    each pass of the event loop's frames at once."""
-
-    extension_factories: Sequence[ServerExtensionFactory] = (SelectiveDeflateFactory(DEFAULT_DEFLATE),)
-    coalesce_writes = True
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.conn.available_extensions = list(self.extension_factories)
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        if self.coalesce_writes:  # (uvloop's transports are not asyncio.Transport subclasses)
-            transport = CoalescingTransport(transport, self.loop)  # type: ignore[arg-type,assignment]
-        super().connection_made(transport)
-
-    async def send(self, message: Any) -> None:
-        if message["type"] == "websocket.send":
-            text = message.get("text")
-            if isinstance(text, EventText):
-                for extension in self.conn.extensions:
-                    if isinstance(extension, SelectiveDeflate):
-                        extension.expect_echo(text.echo_start, text.echo)
-        await super().send(message)
-
-
-def websocket_protocol(settings: DeflateSettings | None) -> type[asyncio.Protocol]:
-    """The uvicorn `ws` protocol class that compresses with `settings` (None: declines compression)."""
-    if settings == DEFAULT_DEFLATE:
-        return TetherWebSocketProtocol
-    factories = (SelectiveDeflateFactory(settings),) if settings is not None else ()
-    return type("TetherWebSocketProtocol", (TetherWebSocketProtocol,), {"extension_factories": factories})
-
-
-def protocol_for(mode: str) -> type[asyncio.Protocol]:
-    """The protocol class for a `--ws-compression` mode."""
-    if mode not in COMPRESSION_MODES:
-        raise ValueError(f"unknown WebSocket compression {mode!r} (known: {', '.join(COMPRESSION_MODES)})")
-    return websocket_protocol(COMPRESSION_MODES[mode])

@@ -20,6 +20,9 @@ class StoredResponse:
     #: the engine replica that served it (`BackendSession.placement`), so a continuation from the store
     #: goes back to the replica whose prefix cache holds the conversation; None when there is no choice
     placement: str | None = None
+    #: the process running a background response not finished yet (`core.runner.RUNNER`), so a process
+    #: reading it later can tell a run still going from one that died with its process; None otherwise
+    runner: str | None = None
 
     @property
     def id(self) -> str:
@@ -42,6 +45,7 @@ class ChainLink:
     output: list[Item]
     #: JSON size of the input and output items: what holding this link in memory roughly costs
     nbytes: int
+    placement: str | None = None
 
     @staticmethod
     def of(record: StoredResponse) -> ChainLink:
@@ -49,7 +53,8 @@ class ChainLink:
         output = list(response.get("output") or [])
         nbytes = len(orjson.dumps(record.input_items)) + len(orjson.dumps(output))
         return ChainLink(
-            record.id, record.previous_response_id, str(response.get("status")), record.input_items, output, nbytes
+            record.id, record.previous_response_id, str(response.get("status")), record.input_items, output, nbytes,
+            record.placement,
         )
 
 

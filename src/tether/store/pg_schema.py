@@ -54,6 +54,8 @@ MIGRATIONS: tuple[Migration, ...] = (
         CREATE INDEX items_by_response ON items (response_id);
         """,
     ),
+    # The process running a background response, so another process can tell a live run from a dead one.
+    Migration(2, "the runner of a background response", "ALTER TABLE responses ADD COLUMN runner TEXT"),
 )
 
 # Any fixed 64-bit number, the same in every process: it names the lock, nothing else.

@@ -30,12 +30,13 @@ POOL_OPTIONS = {"pool_min_size": 1, "pool_max_size": 8}
 
 # A stored response is replaced only by its own owner: ids are server-made, this is defence in depth.
 SAVE_RESPONSE = """
-INSERT INTO responses (id, owner, created_at, previous_response_id, status, response, input_items, output, placement)
-VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)
+INSERT INTO responses
+    (id, owner, created_at, previous_response_id, status, response, input_items, output, placement, runner)
+VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
 ON CONFLICT (id) DO UPDATE SET
     created_at = EXCLUDED.created_at, previous_response_id = EXCLUDED.previous_response_id,
     status = EXCLUDED.status, response = EXCLUDED.response, input_items = EXCLUDED.input_items,
-    output = EXCLUDED.output, placement = EXCLUDED.placement
+    output = EXCLUDED.output, placement = EXCLUDED.placement, runner = EXCLUDED.runner
 WHERE responses.owner = EXCLUDED.owner
 """
 
@@ -49,14 +50,14 @@ ON CONFLICT (owner, id) DO UPDATE SET response_id = EXCLUDED.response_id, item =
 # row. The depth bound stops a corrupted cycle.
 CHAIN_QUERY = """
 WITH RECURSIVE chain AS (
-    SELECT id, previous_response_id, status, input_items, output, 0 AS depth
+    SELECT id, previous_response_id, status, input_items, output, placement, 0 AS depth
     FROM responses WHERE id = %(id)s AND owner = %(owner)s
     UNION ALL
-    SELECT r.id, r.previous_response_id, r.status, r.input_items, r.output, chain.depth + 1
+    SELECT r.id, r.previous_response_id, r.status, r.input_items, r.output, r.placement, chain.depth + 1
     FROM responses r JOIN chain ON r.id = chain.previous_response_id
     WHERE r.owner = %(owner)s AND chain.depth < 100000
 )
-SELECT id, previous_response_id, status, input_items, output FROM chain ORDER BY depth
+SELECT id, previous_response_id, status, input_items, output, placement FROM chain ORDER BY depth
 """
 
 
@@ -155,6 +156,7 @@ class PostgresStore(ResponseStore):
             orjson.dumps(record.input_items),
             orjson.dumps(output),
             record.placement,
+            record.runner,
         )
         items = [
             (record.owner, str(item["id"]), record.id, orjson.dumps(item))
@@ -176,7 +178,7 @@ class PostgresStore(ResponseStore):
         async def read(conn: psycopg.AsyncConnection[Any]) -> Any:
             async with conn.cursor(binary=True) as cursor:
                 await cursor.execute(
-                    "SELECT response, input_items, placement FROM responses WHERE id = %s AND owner = %s",
+                    "SELECT response, input_items, placement, runner FROM responses WHERE id = %s AND owner = %s",
                     (response_id, owner),
                 )
                 return await cursor.fetchone()
@@ -184,7 +186,7 @@ class PostgresStore(ResponseStore):
         row = await self._retried(read)
         if row is None:
             return None
-        return StoredResponse(orjson.loads(row[0]), orjson.loads(row[1]), owner, placement=row[2])
+        return StoredResponse(orjson.loads(row[0]), orjson.loads(row[1]), owner, placement=row[2], runner=row[3])
 
     async def get_chain(self, response_id: str, owner: str) -> list[ChainLink] | None:
         """One query for the whole chain, owner checked on every hop; only items are decoded."""
@@ -200,7 +202,8 @@ class PostgresStore(ResponseStore):
         if not rows or rows[-1][1] is not None:
             return None  # the head, or some ancestor, is missing (or another owner's)
         return [
-            ChainLink(row[0], row[1], row[2], orjson.loads(row[3]), orjson.loads(row[4]), len(row[3]) + len(row[4]))
+            ChainLink(row[0], row[1], row[2], orjson.loads(row[3]), orjson.loads(row[4]), len(row[3]) + len(row[4]),
+                      row[5])
             for row in rows
         ]
 

@@ -27,7 +27,9 @@ CREATE TABLE IF NOT EXISTS responses (
     status TEXT NOT NULL,
     response BLOB NOT NULL,
     input_items BLOB NOT NULL,
-    output BLOB NOT NULL
+    output BLOB NOT NULL,
+    placement TEXT,
+    runner TEXT
 );
 CREATE TABLE IF NOT EXISTS items (
     owner TEXT NOT NULL,
@@ -38,6 +40,8 @@ CREATE TABLE IF NOT EXISTS items (
 );
 CREATE INDEX IF NOT EXISTS items_by_response ON items(response_id);
 """
+#: columns added after the first schema, with their types: added to an older file when it is opened
+ADDED_COLUMNS = (("placement", "TEXT"), ("runner", "TEXT"))
 
 
 #: how long a write waits for another process's transaction before it fails
@@ -53,7 +57,7 @@ WITH RECURSIVE chain(id, depth) AS (
     FROM responses r JOIN chain ON r.id = chain.id
     WHERE r.owner = ? AND r.previous_response_id IS NOT NULL AND chain.depth < 100000
 )
-SELECT r.id, r.previous_response_id, r.status, r.input_items, r.output
+SELECT r.id, r.previous_response_id, r.status, r.input_items, r.output, r.placement
 FROM chain JOIN responses r ON r.id = chain.id AND r.owner = ?
 ORDER BY chain.depth
 """
@@ -74,6 +78,10 @@ class SQLiteStore(ResponseStore):
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA synchronous=NORMAL")
         conn.executescript(SCHEMA)
+        present = {row[1] for row in conn.execute("PRAGMA table_info(responses)")}
+        for name, kind in ADDED_COLUMNS:
+            if name not in present:
+                conn.execute(f"ALTER TABLE responses ADD COLUMN {name} {kind}")
         self._conn = conn
 
     async def close(self) -> None:
@@ -98,7 +106,8 @@ class SQLiteStore(ResponseStore):
             conn.execute("BEGIN IMMEDIATE")
             try:
                 conn.execute(
-                    "INSERT OR REPLACE INTO responses VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    "INSERT OR REPLACE INTO responses (id, owner, created_at, previous_response_id, status, response,"
+                    " input_items, output, placement, runner) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     (
                         record.id,
                         record.owner,
@@ -108,6 +117,8 @@ class SQLiteStore(ResponseStore):
                         orjson.dumps(record.response),
                         orjson.dumps(record.input_items),
                         orjson.dumps(record.response.get("output") or []),
+                        record.placement,
+                        record.runner,
                     ),
                 )
                 conn.executemany("INSERT OR REPLACE INTO items VALUES (?, ?, ?, ?)", items)
@@ -121,11 +132,14 @@ class SQLiteStore(ResponseStore):
 
     async def get(self, response_id: str, owner: str) -> StoredResponse | None:
         rows = await asyncio.to_thread(
-            self._run, "SELECT response, input_items FROM responses WHERE id = ? AND owner = ?", (response_id, owner)
+            self._run,
+            "SELECT response, input_items, placement, runner FROM responses WHERE id = ? AND owner = ?",
+            (response_id, owner),
         )
         if not rows:
             return None
-        return StoredResponse(orjson.loads(rows[0][0]), orjson.loads(rows[0][1]), owner)
+        row = rows[0]
+        return StoredResponse(orjson.loads(row[0]), orjson.loads(row[1]), owner, placement=row[2], runner=row[3])
 
     async def get_chain(self, response_id: str, owner: str) -> list[ChainLink] | None:
         """One query for the whole chain, owner checked on every hop; only items are decoded."""
@@ -133,7 +147,8 @@ class SQLiteStore(ResponseStore):
         if not rows or rows[-1][1] is not None:
             return None  # the head, or some ancestor, is missing (or another owner's)
         return [
-            ChainLink(row[0], row[1], row[2], orjson.loads(row[3]), orjson.loads(row[4]), len(row[3]) + len(row[4]))
+            ChainLink(row[0], row[1], row[2], orjson.loads(row[3]), orjson.loads(row[4]), len(row[3]) + len(row[4]),
+                      row[5])
             for row in rows
         ]
 

@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..process import serving_process
+from ...processes import serving_process
 
 #: The pinned peer. 1.106.12 is the newest release whose `[proxy]` extra resolves from the package
 #: index this project uses (1.108+ pin `litellm-proxy-extras` builds and 1.110+ a `litellm-proxy`

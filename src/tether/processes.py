@@ -1,5 +1,6 @@
-"""Child processes for benchmarks (tether, the chat upstream, LiteLLM): start, wait until they serve,
-and always stop them."""
+"""Child processes for the tests and the benchmarks (tether, engines, peers): a free loopback port, start
+and wait until they serve, and always stop them. One home, so a test and a benchmark start a server the
+same way."""
 
 from __future__ import annotations
 

