@@ -7,7 +7,7 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -46,8 +46,15 @@ class RunningServer:
         return int(self.process.returncode)
 
 
-def start_server(tmp_path: Path, *args: str, wait_s: float = 60.0, env: dict[str, str] | None = None) -> RunningServer:
-    """`tether serve` in a subprocess on a free port; returns once `/health` answers (a 401 counts)."""
+def start_server(
+    tmp_path: Path,
+    *args: str,
+    wait_s: float = 60.0,
+    env: dict[str, str] | None = None,
+    preexec_fn: Callable[[], None] | None = None,
+) -> RunningServer:
+    """`tether serve` in a subprocess on a free port; returns once `/health` answers (a 401 counts).
+    `preexec_fn` runs in the child before tether starts (e.g. to set its resource limits)."""
     port = free_port()
     log_path = tmp_path / f"server-{port}.log"
     full_env = {**os.environ, "TETHER_DATA_DIR": str(tmp_path / "data"), **(env or {})}
@@ -58,6 +65,7 @@ def start_server(tmp_path: Path, *args: str, wait_s: float = 60.0, env: dict[str
             stderr=subprocess.STDOUT,
             text=True,
             env=full_env,
+            preexec_fn=preexec_fn,
         )
     url = f"http://127.0.0.1:{port}"
     try:

@@ -129,3 +129,47 @@ def test_tool_aware_template_gets_calls_results_and_tools() -> None:
         "[tool get_weather]<system>Hi.</system><system>Be brief.</system><user>Weather?[image]</user>"
         "<assistant>[call get_weather city=Oslo]</assistant><tool>rain[for call_1]</tool><assistant>"
     )
+
+
+def _run_governor(governor: object, steps: int, seconds: dict[int, float], size: int = 4) -> list[int]:
+    """Steps of `size` tokens where a step with t threads takes `seconds[t]`; the thread counts used."""
+    from tether.backends.llamacpp.threads import ThreadGovernor
+
+    assert isinstance(governor, ThreadGovernor)
+    used = []
+    for _ in range(steps):
+        threads = governor.threads_for(size)
+        governor.record(threads, size, seconds[threads])
+        used.append(threads)
+    return used
+
+
+def test_thread_governor_keeps_all_cores_while_they_are_fastest() -> None:
+    from tether.backends.llamacpp.threads import PROBE_MAX, ThreadGovernor
+
+    governor = ThreadGovernor(2)
+    used = _run_governor(governor, 3000, {2: 0.010, 1: 0.018})
+    assert governor.current == 2 and governor.switches == 0
+    assert used.count(1) == governor.probes <= 8  # probes back off: a handful in 3,000 steps
+    assert used[-PROBE_MAX // 2 :].count(1) <= 1
+
+
+def test_thread_governor_drops_a_thread_when_a_core_is_taken_and_comes_back() -> None:
+    from tether.backends.llamacpp.threads import PROBE_MAX, ThreadGovernor
+
+    governor = ThreadGovernor(2)
+    _run_governor(governor, 200, {2: 0.010, 1: 0.018})
+    used = _run_governor(governor, 50, {2: 0.500, 1: 0.020})  # another process takes a core
+    assert governor.current == 1 and used[:3].count(2) <= 2  # at most a couple of collapsed steps
+    assert used[3:].count(2) <= 2
+    used = _run_governor(governor, PROBE_MAX + 64, {2: 0.010, 1: 0.018})  # the neighbour is gone
+    assert governor.current == 2 and used[-32:] == [2] * 32
+
+
+def test_explicit_threads_are_used_as_given() -> None:
+    from tether.backends.llamacpp.threads import ThreadGovernor
+
+    governor = ThreadGovernor(2, adaptive=False)
+    assert set(_run_governor(governor, 100, {2: 0.5, 1: 0.01})) == {2} and governor.probes == 0
+    single = ThreadGovernor(1)
+    assert set(_run_governor(single, 10, {1: 0.01})) == {1}

@@ -53,6 +53,8 @@ def add_serve_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -
     serve.add_argument("--ws-compression", choices=["auto", "deflate", "off"], default=None,
                        help="permessage-deflate when a client offers it: auto (default: for clients elsewhere "
                             "or behind a proxy, not for one on this machine), deflate (always) or off (never)")
+    serve.add_argument("--max-connections", type=int, default=None,
+                       help="open connections before new ones get 503 (default: what the file-descriptor limit allows)")
     serve.add_argument("--shutdown-grace", type=float, default=None,
                        help="seconds responses in flight get to finish at shutdown (default: 10)")
     serve.add_argument("--ws-lifetime", type=float, default=None,
@@ -109,6 +111,7 @@ def serve_settings(args: argparse.Namespace) -> ServeSettings:
             max_body_bytes=args.max_body_bytes,
             ws_lifetime_seconds=args.ws_lifetime,
             shutdown_grace_seconds=args.shutdown_grace,
+            max_connections=args.max_connections,
             ws_compression=args.ws_compression,
             ws_cache_bytes_per_connection=args.ws_cache_mb * mib if args.ws_cache_mb is not None else None,
             ws_cache_bytes_total=args.ws_cache_total_mb * mib if args.ws_cache_total_mb is not None else None,

@@ -18,6 +18,12 @@ from websockets.asyncio.client import ClientConnection, connect
 from ..api.events import TERMINAL_EVENT_TYPES
 from ..api.sse import SSEDecoder
 
+#: events that carry the model's first generated token
+FIRST_TOKEN_EVENTS = frozenset({
+    "response.output_text.delta", "response.function_call_arguments.delta", "response.custom_tool_call_input.delta",
+    "response.reasoning_text.delta", "response.refusal.delta",
+})
+
 
 class BenchError(RuntimeError):
     """The server answered a turn with an error or an unexpected terminal event."""
@@ -30,6 +36,8 @@ class TimedTurn:
     bytes_sent: int
     bytes_received: int
     payload_bytes: int  # the request's JSON before framing or compression
+    #: from the first byte sent to the first output delta (text or tool-call arguments): the TTFT
+    first_delta_s: float | None = None
 
 
 class Transport(Protocol):
@@ -41,7 +49,8 @@ class Transport(Protocol):
 
 
 def _final(event: dict[str, Any]) -> dict[str, Any]:
-    if event["type"] != "response.completed":
+    # `incomplete` is a whole answer too: a real model stopped by max_output_tokens.
+    if event["type"] not in ("response.completed", "response.incomplete"):
         raise BenchError(f"turn ended with {event['type']}: {orjson.dumps(event)[:500]!r}")
     response: dict[str, Any] = event["response"]
     return response
@@ -81,12 +90,15 @@ class WebSocketTransport:
         start = time.perf_counter()
         payload = orjson.dumps({"type": "response.create", **body})
         await self.connection.send(payload.decode())
+        first: float | None = None
         while True:
             event = orjson.loads(await self.connection.recv())
+            if first is None and event.get("type") in FIRST_TOKEN_EVENTS:
+                first = time.perf_counter() - start
             if event.get("type") in TERMINAL_EVENT_TYPES:
                 break
         wait = time.perf_counter() - start
-        return TimedTurn(_final(event), wait, self.sent - sent, self.received - received, len(payload))
+        return TimedTurn(_final(event), wait, self.sent - sent, self.received - received, len(payload), first)
 
     async def close(self) -> None:
         await self.connection.close()
@@ -106,6 +118,7 @@ class HttpSseTransport:
         start = time.perf_counter()
         received = 0
         wait = 0.0
+        first: float | None = None
         final: dict[str, Any] | None = None
         # Read to the end (the server closes the stream after the terminal event) so the kept-alive
         # connection goes back to the pool; the wait stops at the terminal event.
@@ -120,13 +133,15 @@ class HttpSseTransport:
                     if sse.data == "[DONE]":  # peers (LiteLLM) end the stream with a chat-completions sentinel
                         continue
                     event = orjson.loads(sse.data)
+                    if first is None and event.get("type") in FIRST_TOKEN_EVENTS:
+                        first = time.perf_counter() - start
                     if final is None and event.get("type") in TERMINAL_EVENT_TYPES:
                         wait = time.perf_counter() - start
                         final = event
         if final is None:
             raise BenchError("the SSE stream ended without a terminal event")
         event = final
-        return TimedTurn(_final(event), wait, len(head) + len(content), received, len(content))
+        return TimedTurn(_final(event), wait, len(head) + len(content), received, len(content), first)
 
     async def close(self) -> None:
         await self.client.aclose()

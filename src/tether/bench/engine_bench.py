@@ -27,6 +27,8 @@ from collections.abc import Iterator
 from dataclasses import asdict
 from pathlib import Path
 
+import httpx
+
 from ..processes import free_port, serving_process
 from .engine_clients import AgentClient, LlamaServerAgent, TetherAgent, TurnSample
 from .engine_report import print_table, summarize, write_outputs
@@ -34,7 +36,7 @@ from .engine_workload import AgentScript, Tokenizer, agent_script
 from .report import machine_note, wide_console
 
 ENGINES = ("tether", "llama-server")
-OPENMP_POLICY = "PASSIVE"  # both engines' OpenMP threads yield when they wait (see backends/llamacpp/threads.py)
+PROBE_INTERVAL_S = 0.25
 
 
 def add_engine_arguments(parser: argparse.ArgumentParser) -> None:
@@ -49,6 +51,9 @@ def add_engine_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--engines", default=",".join(ENGINES), help=f"of {', '.join(ENGINES)}")
     group.add_argument("--model", default=None, help="a GGUF file (default: SmolLM2-135M-Instruct)")
     group.add_argument("--llama-server-args", default="", help="extra llama-server flags, space-separated")
+    group.add_argument("--omp-wait-policy", choices=("unset", "passive", "active"), default="unset",
+                       help="OMP_WAIT_POLICY for both engines: unset (OpenMP's spinning default, right on an idle "
+                            "machine) or passive (no collapse when other processes load the cores, slower when idle)")
 
 
 def _ints(text: str) -> list[int]:
@@ -77,9 +82,36 @@ def llama_server_engine(model: Path, threads: int, parallel: int, ctx: int, fold
         yield server.url
 
 
+class HealthProbe:
+    """`GET /health` every `PROBE_INTERVAL_S` while the agents run: how long the server takes to answer
+    a request that needs no model while its engine works (the event loop's responsiveness)."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url + "/health"
+        self.latencies_s: list[float] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> HealthProbe:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _run(self) -> None:
+        with httpx.Client(timeout=60) as http:
+            while not self._stop.wait(PROBE_INTERVAL_S):
+                started = time.perf_counter()
+                with contextlib.suppress(httpx.HTTPError):
+                    http.get(self.url)
+                    self.latencies_s.append(time.perf_counter() - started)
+
+
 def run_configuration(engine: str, url: str, scripts: list[AgentScript], context: int,
-                      gen_tokens: int) -> tuple[list[TurnSample], float]:
-    """All agents at once; returns their turns and the configuration's wall time."""
+                      gen_tokens: int) -> tuple[list[TurnSample], float, list[float]]:
+    """All agents at once; returns their turns, the configuration's wall time, and `/health` latencies."""
     samples: list[TurnSample] = []
     errors: list[BaseException] = []
     lock = threading.Lock()
@@ -111,20 +143,21 @@ def run_configuration(engine: str, url: str, scripts: list[AgentScript], context
     workers = [threading.Thread(target=agent, args=(i, s), daemon=True) for i, s in enumerate(scripts)]
     for worker in workers:
         worker.start()
-    clock["began"] = time.perf_counter()  # before the barrier lets the agents go
-    with contextlib.suppress(threading.BrokenBarrierError):
-        start.wait()
-    for worker in workers:
-        worker.join()
-    wall = time.perf_counter() - clock["began"]
+    with HealthProbe(url) as probe:
+        clock["began"] = time.perf_counter()  # before the barrier lets the agents go
+        with contextlib.suppress(threading.BrokenBarrierError):
+            start.wait()
+        for worker in workers:
+            worker.join()
+        wall = time.perf_counter() - clock["began"]
     if errors:
         raise RuntimeError(f"{engine}, {len(scripts)} agents x {context} tokens: {errors[0]!r}") from errors[0]
-    return samples, wall
+    return samples, wall, probe.latencies_s
 
 
 def _llama_server_config(folder: Path) -> list[str]:
     """The lines of llama-server's log that say how it laid out its slots and KV cache."""
-    keys = ("n_slots", "n_ctx_slot", "kv_unified", "flash_attn", "n_batch", "n_ubatch", "n_threads")
+    keys = ("n_slots", "n_ctx_slot", "kv_unified", "flash", "n_batch", "n_ubatch", "n_threads")
     lines: list[str] = []
     for log in folder.glob("llama-server-*.log"):
         lines += [line.strip() for line in log.read_text(errors="replace").splitlines() if any(k in line for k in keys)]
@@ -145,15 +178,19 @@ def run_engine_bench(args: argparse.Namespace) -> int:
     parallel = args.parallel or max(agent_counts)
     ctx = max(contexts) + args.turns * (args.new_tokens + args.gen_tokens + 32) + 256
     model = resolve_model_path(args.model)
-    os.environ.setdefault("OMP_WAIT_POLICY", OPENMP_POLICY)  # inherited by both servers
+    if args.omp_wait_policy != "unset":
+        os.environ["OMP_WAIT_POLICY"] = args.omp_wait_policy.upper()  # inherited by both servers
+    policy = os.environ.get("OMP_WAIT_POLICY", "unset")
     load = os.getloadavg()[0]
     console.print(f"tether bench engine: {machine_note()}; load average {load:.2f} at start")
     console.print(f"  model {model.name}, {args.threads} threads, {parallel} slots of {ctx} tokens, "
-                  f"OMP_WAIT_POLICY={os.environ['OMP_WAIT_POLICY']}")
+                  f"OMP_WAIT_POLICY={policy}")
     tokenizer = Tokenizer(model)
     samples: list[TurnSample] = []
     walls: dict[str, float] = {}
-    extra = tuple(args.llama_server_args.split())
+    probes: dict[str, list[float]] = {}
+    # The same attention kernels on both sides: tether's is measured best off on CPU (BENCHMARKS.md).
+    extra = ("--flash-attn", "off", *args.llama_server_args.split())
     with tempfile.TemporaryDirectory(prefix="tether-engine-bench-") as tmp, contextlib.ExitStack() as stack:
         folder = Path(tmp)
         urls: dict[str, str] = {}
@@ -169,21 +206,22 @@ def run_engine_bench(args: argparse.Namespace) -> int:
             for name in order:
                 scripts = [agent_script(tokenizer, f"{name}-{agents}x{context}-{i}", context, args.turns,
                                         args.new_tokens) for i in range(agents)]
-                got, wall = run_configuration(name, urls[name], scripts, context, args.gen_tokens)
+                got, wall, health = run_configuration(name, urls[name], scripts, context, args.gen_tokens)
                 samples += got
                 walls[f"{name}/{agents}/{context}"] = wall
+                probes[f"{name}/{agents}/{context}"] = health
                 console.print(f"  {name:<12} {agents} agents x {context:>5} tokens: {wall:7.1f} s "
                               f"(load {os.getloadavg()[0]:.2f})")
         peer_config = _llama_server_config(folder)
     tokenizer.close()
     load_end = os.getloadavg()[0]
-    summary = summarize(samples, walls, args.new_tokens)
+    summary = summarize(samples, walls, probes, args.new_tokens)
     print_table(summary, engines, console)
     settings = {key: value for key, value in vars(args).items() if not callable(value)}
     result = {"benchmark": "tether bench engine", "machine": machine_note(), "load_average": [load, load_end],
               "settings": {**{k: str(v) if isinstance(v, Path) else v for k, v in settings.items()},
                            "parallel": parallel, "ctx_per_slot": ctx, "model": model.name,
-                           "omp_wait_policy": os.environ["OMP_WAIT_POLICY"]},
+                           "omp_wait_policy": policy},
               "summary": summary, "walls_s": walls, "samples": [asdict(s) for s in samples],
               "llama_server_config": peer_config}
     paths = write_outputs(result, summary, engines, args.out)

@@ -28,7 +28,8 @@ def _p90(values: Sequence[float]) -> float:
     return ordered[min(len(ordered) - 1, int(0.9 * len(ordered)))]
 
 
-def _row(engine: str, agents: int, context: int, group: list[TurnSample], wall: float) -> dict[str, Any]:
+def _row(engine: str, agents: int, context: int, group: list[TurnSample], wall: float,
+         health_s: list[float]) -> dict[str, Any]:
     first = [s for s in group if s.turn == 0]
     later = [s for s in group if s.turn > 0]
     evaluated_first = sum(s.input_tokens - s.cached_tokens for s in first)
@@ -49,6 +50,9 @@ def _row(engine: str, agents: int, context: int, group: list[TurnSample], wall: 
                                if later else None),
         "later_new_tokens": statistics.median(s.input_tokens - s.cached_tokens for s in later) if later else None,
         "reconnects": sum(s.reconnects for s in group),
+        "health_p50_ms": 1000 * statistics.median(health_s) if health_s else None,
+        "health_p99_ms": 1000 * sorted(health_s)[min(len(health_s) - 1, int(0.99 * len(health_s)))]
+        if health_s else None,
     }
     if agents == 1 and later and row["prefill_tok_s"] and row["decode_tok_s_per_turn"]:
         # a continuation's TTFT, modelled: its new tokens at the measured prefill rate, plus one decode step
@@ -58,11 +62,13 @@ def _row(engine: str, agents: int, context: int, group: list[TurnSample], wall: 
     return row
 
 
-def summarize(samples: Sequence[TurnSample], walls: dict[str, float], new_tokens: int) -> dict[str, Any]:
+def summarize(samples: Sequence[TurnSample], walls: dict[str, float], probes: dict[str, list[float]],
+              new_tokens: int) -> dict[str, Any]:
     groups: dict[tuple[str, int, int], list[TurnSample]] = defaultdict(list)
     for sample in samples:
         groups[(sample.engine, sample.agents, sample.context)].append(sample)
-    rows = [_row(engine, agents, context, group, walls[f"{engine}/{agents}/{context}"])
+    rows = [_row(engine, agents, context, group, walls[f"{engine}/{agents}/{context}"],
+                 probes.get(f"{engine}/{agents}/{context}", []))
             for (engine, agents, context), group in sorted(groups.items())]
     return {"rows": rows, "comparison": _compare(rows), "new_tokens": new_tokens}
 
@@ -102,6 +108,7 @@ COLUMNS = (
     ("first-turn TTFT ms", "first_ttft_ms", 0), ("later TTFT ms (median)", "later_ttft_ms", 0),
     ("later TTFT ms (p90)", "later_ttft_p90_ms", 0), ("gen tok/s", "gen_tok_s", 1),
     ("first-turn prefill tok/s", "prefill_tok_s", 0), ("cached share", "cached_share", 2),
+    ("/health p99 ms", "health_p99_ms", 0),
 )
 
 
@@ -159,9 +166,10 @@ def plot(summary: dict[str, Any], engines: Sequence[str], path: Path) -> None:
         axes[1][column].set_ylabel("generated tokens/s, all agents")
         for row in (0, 1):
             axes[row][column].set_xlabel("concurrent agents")
+            axes[row][column].set_xticks(sorted({r["agents"] for r in rows}))
             axes[row][column].grid(alpha=0.3)
             axes[row][column].legend(fontsize=8)
-    fig.suptitle("tether's embedded engine against llama-server (same GGUF, threads, slots)")
+    fig.suptitle("embedded engine vs llama-server\n(same GGUF, threads, slots)", fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)

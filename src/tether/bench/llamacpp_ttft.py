@@ -137,11 +137,11 @@ def run_mode(url: str, mode: str, agents: int, turns: int, words: int, max_token
 
 
 def model_load_seconds(model: str | None, ctx: int, threads: int) -> float:
-    from ..backends.llamacpp.loader import load_model
+    from ..backends.llamacpp.loader import ContextShape, load_model
     from ..backends.llamacpp.model_file import resolve_model_path
 
-    loaded = load_model(resolve_model_path(model), ctx, threads)
-    loaded.llama.close()
+    loaded = load_model(resolve_model_path(model), ContextShape(1, ctx, threads))
+    loaded.close()
     return loaded.load_seconds
 
 

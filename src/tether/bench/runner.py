@@ -30,9 +30,12 @@ from .workloads import SHIPPED, Workload, load
 
 def add_bench_parser(sub: Any) -> None:
     bench = sub.add_parser("bench", help="replay agent workloads against a tether server, mode against mode; "
-                                         "`tether bench engine`: the embedded engine against llama-server")
-    bench.add_argument("suite", nargs="?", choices=("agents", "engine"), default="agents",
-                       help="agents (default): workload replay, mode against mode; engine: see the group below")
+                                         "`tether bench engine`: the embedded engine against llama-server; "
+                                         "`tether bench scale`: agents on llama-server replicas, placement "
+                                         "against placement")
+    bench.add_argument("suite", nargs="?", choices=("agents", "engine", "scale"), default="agents",
+                       help="agents (default): workload replay, mode against mode; engine, scale: see the groups "
+                            "below")
     bench.add_argument("--workloads", default=",".join(SHIPPED), help="shipped names or JSON paths, comma-separated")
     bench.add_argument("--profiles", default=",".join(MODEL_PROFILES), help=f"of {', '.join(MODEL_PROFILES)}")
     bench.add_argument("--networks", default=",".join(DEFAULT_NETWORKS), help=f"of {', '.join(NETWORK_PROFILES)}")
@@ -48,6 +51,9 @@ def add_bench_parser(sub: Any) -> None:
     from .engine_bench import add_engine_arguments
 
     add_engine_arguments(bench)
+    from .scale import add_scale_arguments
+
+    add_scale_arguments(bench)
 
 
 def _pick(names: str, known: dict[str, Any], what: str) -> list[Any]:
@@ -112,6 +118,10 @@ def run_bench(args: argparse.Namespace) -> int:
         from .engine_bench import run_engine_bench
 
         return run_engine_bench(args)
+    if args.suite == "scale":
+        from .scale import run_scale_bench
+
+        return run_scale_bench(args)
     console = wide_console()
     if args.smoke:
         profiles, workloads, repeats = [SMOKE_PROFILE], [load("smoke")], 1

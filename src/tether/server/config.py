@@ -13,6 +13,8 @@ class ServerConfig:
     port: int = 8000
     api_keys: list[str] = field(default_factory=list)
     max_body_bytes: int = 32 * 1024 * 1024
+    #: open connections (HTTP and WebSocket) before new ones get 503; None: what the descriptors allow
+    max_connections: int | None = None
     websocket: bool = True
     #: seconds a WebSocket connection may live before `websocket_connection_limit_reached`
     ws_lifetime_seconds: float = 3600.0

@@ -18,6 +18,7 @@ from ..core.background import drain_background
 from ..store.base import ResponseStore
 from .app import create_app
 from .config import ServerConfig
+from .limits import default_max_connections, install_exhaustion_filter, raise_fd_limit
 from .state import AppState
 from .workers import worker_sockets
 from .ws_handshake import max_message_bytes
@@ -75,6 +76,9 @@ class TetherServer:
         log_level: str = "warning",
         announce: bool = True,
     ) -> None:
+        if config.max_connections is None:
+            config.max_connections = default_max_connections(raise_fd_limit())
+        install_exhaustion_filter()
         self.state = AppState.build(config, backend, store)
         self.config = config
         self._uvicorn = _Uvicorn(uvicorn_config(self.state, log_level), self.state, announce)
@@ -139,6 +143,7 @@ def uvicorn_config(state: AppState, log_level: str = "warning") -> uvicorn.Confi
         port=config.port,
         ws=protocol_for(config.ws_compression),  # uvicorn's websockets-sansio, with tether's compression
         ws_max_size=max_message_bytes(config),
+        limit_concurrency=config.max_connections,
         ws_per_message_deflate=False,  # negotiated by the protocol above instead
         log_level=log_level,
         timeout_graceful_shutdown=int(config.shutdown_grace_seconds) + 5,

@@ -42,6 +42,12 @@ async def serve_websocket(state: AppState, ws: WebSocket) -> None:
             error_response(APIError("WebSocket mode is disabled on this server; use HTTP.", status=426))
         )
         return
+    limit = state.config.max_connections
+    if limit is not None and len(state.connections) >= limit:
+        await ws.send_denial_response(error_response(APIError(
+            f"This server is at its connection limit ({limit}); try again shortly.", status=503,
+            type="server_error", code="server_is_overloaded")))
+        return
     try:
         owner = state.auth.owner(ws.headers)
     except APIError as exc:

@@ -2,13 +2,9 @@
 
 from __future__ import annotations
 
-from .threads import configure_openmp
-
-configure_openmp()  # before llama.cpp's library (and OpenMP with it) is loaded by the imports below
-
-from ..settings import LlamaCppSettings  # noqa: E402
-from .backend import LlamaCppBackend  # noqa: E402
-from .model_file import resolve_model_path  # noqa: E402
+from ..settings import LlamaCppSettings
+from .backend import LlamaCppBackend
+from .model_file import resolve_model_path
 
 __all__ = ["LlamaCppBackend", "make_llamacpp_backend"]
 

@@ -28,7 +28,7 @@ from .kv_store import KVStore, ParkedState
 from .loader import ContextShape, LoadedModel, load_model
 from .scheduler import Scheduler
 from .slots import Slot, SlotTable
-from .threads import default_threads
+from .threads import ThreadGovernor, available_cores
 
 __all__ = ["ContextOverflow", "Engine", "Sampling", "TurnJob", "TurnResult"]
 log = logging.getLogger("tether.llamacpp")
@@ -47,7 +47,9 @@ class Engine:
     ) -> None:
         self.path = path
         self.n_ctx = n_ctx  # one conversation's window: each slot's sequence has this many cells
-        self.shape = ContextShape(max(1, slots or DEFAULT_SLOTS), n_ctx, n_threads or default_threads(), flash_attn)
+        # no --threads: every core, one fewer while another process takes one (see threads.py)
+        self.governor = ThreadGovernor(n_threads or available_cores(), adaptive=n_threads is None)
+        self.shape = ContextShape(max(1, slots or DEFAULT_SLOTS), n_ctx, self.governor.most, flash_attn)
         self.store = KVStore(kv_budget_bytes)
         self.slots = SlotTable(self.shape.slots)
         self.model: LoadedModel | None = None
@@ -93,7 +95,7 @@ class Engine:
             **self.counters,
             "active_turns": self.scheduler.active,
             "waiting_turns": self.scheduler.waiting,
-            "threads": shape.threads,
+            "threads": self.governor.stats(),
             "slots": {
                 "count": shape.slots,
                 "busy": self.slots.busy,

@@ -27,7 +27,8 @@ GAUGES = {
     "kv_parked_entries": ("Parked conversations", ("kv_store", "entries")),
     "active_turns": ("Turns submitted and not finished", ("active_turns",)),
     "waiting_turns": ("Turns waiting for a slot", ("waiting_turns",)),
-    "threads": ("CPU threads the engine uses", ("threads",)),
+    "threads": ("CPU threads the engine uses now", ("threads", "current")),
+    "threads_most": ("CPU threads the engine may use", ("threads", "most")),
 }
 
 

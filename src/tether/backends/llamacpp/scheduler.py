@@ -23,6 +23,8 @@ from collections.abc import Callable
 from concurrent.futures import Executor
 from typing import TYPE_CHECKING, Any
 
+import llama_cpp
+
 from .batch import DecodeBatch
 from .jobs import ContextOverflow, TurnJob, TurnResult
 from .loader import N_BATCH
@@ -53,6 +55,7 @@ class Scheduler:
         self._step = 0
         self._rotation = 0
         self._batch: DecodeBatch | None = None
+        self._threads = engine.shape.threads  # what the context was made with; the governor may change it
 
     @property
     def active(self) -> int:
@@ -266,9 +269,14 @@ class Scheduler:
             index = batch.add(turn.pending[:n], len(slot.tokens), slot.seq, wants)
             fed.append((turn, n, index if wants else None))
         self._step += 1
+        threads = engine.governor.threads_for(batch.size)
+        if threads != self._threads:
+            llama_cpp.llama_set_n_threads(engine.loaded.ctx, threads, threads)
+            self._threads = threads
         started = time.perf_counter()
         status = batch.decode(engine.loaded.ctx)
         elapsed = time.perf_counter() - started
+        engine.governor.record(threads, batch.size, elapsed)
         if status != 0:
             for turn, _, _ in fed:  # its slot may be half-written
                 self._drop_slot(turn)

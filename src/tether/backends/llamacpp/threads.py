@@ -1,26 +1,31 @@
-"""How many CPU threads the engine uses, and how they wait.
+"""How many CPU threads the engine uses: by default every core while that is fastest, one fewer while
+another process takes a core.
 
 llama.cpp's CPU backend (built with OpenMP here) meets at a barrier after every operation of the
-graph, thousands of times per token. By default a waiting thread spins; when another process takes a
-core, the spinning threads burn the time the descheduled one needs, and a step takes ten times longer
-(measured: see BENCHMARKS.md, "Threads"). Waiting threads here yield the core after a short spin, so
-a busy neighbour costs about its share of the CPU, not a collapse.
+graph, about a thousand times per token, and its waiting threads spin. When another process takes one
+of the cores, the thread that lands there is descheduled at some barriers and the others spin until
+it returns: measured on 2 cores, 2 threads then decode 20 to 70 times slower than 1 thread does, where
+on an idle machine they are 1.5x (decode) to 2x (prefill) faster (BENCHMARKS.md, "Threads"). Making
+the waits passive (`OMP_WAIT_POLICY=PASSIVE`) removes the collapse but costs 2.5x on an idle machine.
+
+So `ThreadGovernor` picks, step by step, between all cores and one fewer: it mostly runs the current
+choice, now and then runs one step with the other, and compares it with recent steps of the same size
+(batch tokens). A step much slower than the recent ones (a neighbour just arrived) makes it try the
+other count at once; a probe that loses backs the next one off, up to `PROBE_MAX` steps, so a
+collapsed setting costs a step in hundreds. An explicit `--threads` is used as given, without it.
 """
 
 from __future__ import annotations
 
 import os
+import statistics
+from collections import deque
 
-# OpenMP reads these once, when llama.cpp's library is loaded: `configure_openmp` runs before that.
-OPENMP_DEFAULTS = {"OMP_WAIT_POLICY": "PASSIVE"}
-
-
-def configure_openmp() -> None:
-    """Set the wait policy unless the user chose one (an environment variable wins)."""
-    if "OMP_WAIT_POLICY" in os.environ or "GOMP_SPINCOUNT" in os.environ:
-        return
-    for key, value in OPENMP_DEFAULTS.items():
-        os.environ.setdefault(key, value)
+PROBE_START = 32  # steps between probes after a switch
+PROBE_MAX = 1024  # the longest back-off between probes
+WIN = 0.9  # a probe must be this much faster (ratio of step times) to switch
+SUDDEN = 3.0  # a step this many times slower than its recent ones triggers a probe
+RECENT = 8  # step times remembered per (threads, batch size)
 
 
 def available_cores() -> int:
@@ -30,6 +35,56 @@ def available_cores() -> int:
         return max(1, os.cpu_count() or 1)
 
 
-def default_threads() -> int:
-    """Every core this process may run on."""
-    return available_cores()
+class ThreadGovernor:
+    def __init__(self, most: int, adaptive: bool = True) -> None:
+        self.most = max(1, most)
+        self.fewer = max(1, self.most - 1)
+        self.adaptive = adaptive and self.most > 1
+        self.current = self.most
+        self.switches = 0
+        self.probes = 0
+        self._recent: dict[tuple[int, int], deque[float]] = {}
+        self._backoff = PROBE_START
+        self._until_probe = PROBE_START
+        self._reference: float | None = None
+
+    @property
+    def other(self) -> int:
+        return self.fewer if self.current == self.most else self.most
+
+    def threads_for(self, size: int) -> int:
+        """The thread count for the next step, of `size` batch tokens."""
+        if not self.adaptive or self._until_probe > 0 or not self._recent.get((self.current, size)):
+            return self.current
+        return self.other
+
+    def record(self, threads: int, size: int, seconds: float) -> None:
+        """The time a step of `size` tokens took with `threads` threads."""
+        if not self.adaptive:
+            return
+        own = self._recent.setdefault((self.current, size), deque(maxlen=RECENT))
+        if threads == self.current:
+            if len(own) >= RECENT // 2 and seconds > SUDDEN * statistics.median(own):
+                self._until_probe = 0  # something changed: see whether the other count does better now
+                self._reference = seconds  # against this step, not the times from before the change
+            else:
+                self._until_probe -= 1
+            own.append(seconds)
+            return
+        self.probes += 1
+        reference = self._reference or (statistics.median(list(own)[-3:]) if own else None)
+        self._reference = None
+        if reference is not None and seconds < WIN * reference:
+            self.current, self.switches = threads, self.switches + 1
+            self._backoff = PROBE_START
+            for key in [key for key in self._recent if key[0] == threads]:
+                del self._recent[key]  # from before the machine changed: no reference any more
+            self._recent[(threads, size)] = deque([seconds], maxlen=RECENT)
+        else:
+            self._backoff = min(PROBE_MAX, self._backoff * 2)
+        self._until_probe = self._backoff
+
+
+    def stats(self) -> dict[str, int | bool]:
+        return {"most": self.most, "current": self.current, "adaptive": self.adaptive,
+                "switches": self.switches, "probes": self.probes}
