@@ -18,8 +18,9 @@ PLACEMENTS = ["ws_affinity", "http_affinity", "round_robin"]
 
 def test_scale_bench_smoke(tmp_path: Path) -> None:
     needs_llama_server()
-    subprocess.run([sys.executable, "-m", "tether.cli", "bench", "scale", "--smoke", "--out", str(tmp_path)],
-                   check=True, timeout=600, capture_output=True)
+    done = subprocess.run([sys.executable, "-m", "tether.cli", "bench", "scale", "--smoke", "--out", str(tmp_path)],
+                          timeout=600, capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-12000:]
     result = json.loads((tmp_path / "scale.json").read_text())
     rows = {row["placement"]: row for row in result["summary"]["rows"]}
     assert list(rows) == PLACEMENTS

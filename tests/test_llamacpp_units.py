@@ -150,7 +150,7 @@ def test_thread_governor_keeps_all_cores_while_they_are_fastest() -> None:
     governor = ThreadGovernor(2)
     used = _run_governor(governor, 3000, {2: 0.010, 1: 0.018})
     assert governor.current == 2 and governor.switches == 0
-    assert used.count(1) == governor.probes <= 8  # probes back off: a handful in 3,000 steps
+    assert used.count(1) == governor.probes <= 9  # probes back off: a handful in 3,000 steps
     assert used[-PROBE_MAX // 2 :].count(1) <= 1
 
 
@@ -162,7 +162,7 @@ def test_thread_governor_drops_a_thread_when_a_core_is_taken_and_comes_back() ->
     used = _run_governor(governor, 50, {2: 0.500, 1: 0.020})  # another process takes a core
     assert governor.current == 1 and used[:3].count(2) <= 2  # at most a couple of collapsed steps
     assert used[3:].count(2) <= 2
-    used = _run_governor(governor, PROBE_MAX + 64, {2: 0.010, 1: 0.018})  # the neighbour is gone
+    used = _run_governor(governor, PROBE_MAX + 64, {2: 0.010, 1: 0.018})  # the neighbour is gone: found again
     assert governor.current == 2 and used[-32:] == [2] * 32
 
 
@@ -173,3 +173,23 @@ def test_explicit_threads_are_used_as_given() -> None:
     assert set(_run_governor(governor, 100, {2: 0.5, 1: 0.01})) == {2} and governor.probes == 0
     single = ThreadGovernor(1)
     assert set(_run_governor(single, 10, {1: 0.01})) == {1}
+
+
+def test_slot_table_prefers_empty_then_released_then_least_recently_used() -> None:
+    from tether.backends.llamacpp.slots import SlotTable
+
+    table = SlotTable(4)
+    a, b, c, d = table.slots
+    for slot, tokens in ((a, [1, 2, 3]), (b, [1, 2, 9]), (c, [5, 6])):
+        slot.tokens = tokens
+        table.touch(slot)
+    assert table.victim() is d  # an empty slot first
+    d.tokens = [7]
+    table.touch(d)
+    assert table.victim() is a  # then the least recently used
+    assert table.release([5, 6, 4])  # c holds all but the unevaluated last token of a released conversation
+    assert table.victim() is c and table.victim(keep=c) is a
+    c.turn = object()  # busy slots are never given up
+    assert table.victim(keep=a) is b
+    assert table.best([1, 2, 9, 9]) == (b, 3) and table.best([8]) == (None, 0)
+    assert table.busy == 1 and table.resident_tokens == 9

@@ -9,7 +9,7 @@ per placement: the share of prompt tokens the engines served from their cache (t
 counters, `prompt_tokens_details.cached_tokens`), TTFT per turn and rollout time, against the issue's
 targets. Writes a table, `scale.json`, `scale.md` and `scale.png`.
 
-Before the first placement each replica is warmed with the shared prefix (instructions and tools),
+Before the first placement every slot of each replica is warmed with the shared prefix (instructions and tools),
 as engines serving many sessions of one agent hold it; every conversation then opens with a line of
 its own, so nothing else is shared between conversations or placements.
 """
@@ -21,35 +21,25 @@ import asyncio
 import contextlib
 import math
 import os
-import re
 import sys
 import tempfile
-from collections.abc import Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Sequence
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-import httpx
-
-from ..processes import free_port, serving_process
 from .llama_server import LlamaServer, running_llama_server
-from .modes import user_message
 from .report import machine_note, wide_console
-from .round_robin import chat_body
 from .scale_agents import PLACEMENTS, AgentRun, Placement, opener, run_placement
+from .scale_engines import PROMPT_CACHE_ARGS, engine_prompt_tokens, replica_args, tether_pool, tether_requests, warm
 from .scale_report import print_table, summarize, write_outputs
 from .scale_workload import ScaleShape, agent_base
 from .workloads import Workload, load
 
 MODEL_NAME = "smollm2"  # what the agents ask for; llama-server serves its one model whatever the name
 OPENMP_POLICY = "PASSIVE"  # idle OpenMP threads yield on the shared cores (as in `tether bench engine`)
-#: each replica's prompt cache: reuse a slot's prefix, and keep idle slots' prompts in host memory
-PROMPT_CACHE_ARGS = ("--cache-prompt", "--cache-ram", "2048", "--metrics")
 SMOKE = {"agent_loops": 2, "agent_turns": 2, "gen_tokens": 16, "prefix_chars": 600, "first_chars": 300,
          "output_chars": 200, "slot_ctx": 2048}
-_ENGINE_PROMPT = re.compile(r"^llamacpp:prompt_tokens_total (\S+)$", re.MULTILINE)
-_TETHER_REQUESTS = re.compile(r'^tether_upstream_requests_total\{replica="([^"]+)"\} (\S+)$', re.MULTILINE)
 
 
 def add_scale_arguments(parser: argparse.ArgumentParser) -> None:
@@ -79,51 +69,23 @@ def _placements(names: str) -> list[Placement]:
     return [known[name] for name in chosen]
 
 
-@contextlib.contextmanager
-def tether_pool(replicas: Sequence[LlamaServer], folder: Path) -> Iterator[str]:
-    """tether with `--backend upstream` over the replicas, SQLite store (for the stored HTTP chain)."""
-    port = free_port()
-    flags = [arg for replica in replicas for arg in ("--upstream-url", replica.url)]
-    command = [sys.executable, "-m", "tether.cli", "serve", "--backend", "upstream", *flags,
-               "--store", f"sqlite:{folder / 'responses.sqlite3'}", "--port", str(port)]
-    url = f"http://127.0.0.1:{port}"
-    env = {**os.environ, "TETHER_DATA_DIR": str(folder)}
-    with serving_process(command, folder / "tether.log", url + "/health", wait_s=60, env=env):
-        yield url
-
-
-def warm(replicas: Sequence[LlamaServer], base: dict[str, Any]) -> None:
-    """Each replica prefills the prefix every agent shares (its instructions and tools)."""
-    body = chat_body({**base, "input": [user_message("Warm-up.")], "max_output_tokens": 1})
-
-    def prefill(replica: LlamaServer) -> None:
-        httpx.post(replica.url + "/v1/chat/completions", json=body, timeout=600.0).raise_for_status()
-
-    with ThreadPoolExecutor(len(replicas)) as pool:  # the replicas prefill side by side
-        list(pool.map(prefill, replicas))
-
-
-def engine_prompt_tokens(replicas: Sequence[LlamaServer]) -> int:
-    """Prompt tokens the replicas evaluated so far (llama-server's own counter: cached tokens excluded)."""
-    total = 0.0
-    for replica in replicas:
-        match = _ENGINE_PROMPT.search(httpx.get(replica.url + "/metrics", timeout=10.0).text)
-        total += float(match[1]) if match else 0.0
-    return int(total)
-
-
-def tether_requests(url: str) -> dict[str, float]:
-    return {m[1]: float(m[2]) for m in _TETHER_REQUESTS.finditer(httpx.get(url + "/metrics", timeout=10.0).text)}
-
-
 def _requests_per_replica(placement: Placement, runs: list[AgentRun], before: dict[str, float],
                           after: dict[str, float]) -> dict[str, float]:
     if placement.via_tether:
-        return {replica.removesuffix("/v1"): after[replica] - before.get(replica, 0.0) for replica in after}
+        return {replica: after[replica] - before.get(replica, 0.0) for replica in after}
     counts: dict[str, float] = {}
     for sample in (s for run in runs for s in run.turns):
         counts[str(sample.replica)] = counts.get(str(sample.replica), 0.0) + 1
     return counts
+
+
+def _print_logs(replicas: Sequence[LlamaServer], folder: Path) -> None:
+    for replica in replicas:
+        state = "running" if replica.process.poll() is None else f"exited {replica.process.returncode}"
+        print(f"--- llama-server {replica.url} ({state}), log tail:\n{replica.log()[-3000:]}", file=sys.stderr)
+    tether_log = folder / "tether.log"
+    if tether_log.exists():
+        print(f"--- tether, log tail:\n{tether_log.read_text(errors='replace')[-3000:]}", file=sys.stderr)
 
 
 def _shape(args: argparse.Namespace) -> tuple[ScaleShape, int, int]:
@@ -180,15 +142,19 @@ def run_scale_bench(args: argparse.Namespace) -> int:
                   f"{slots} slots of {slot_ctx} tokens, {' '.join(PROMPT_CACHE_ARGS)}")
     console.print(f"  {agents} agents per placement, {shape.turns} turns each, at most {shape.gen_tokens} tokens "
                   f"a turn, workload {workload.name}")
-    extra = (*PROMPT_CACHE_ARGS, *args.llama_server_args.split())
     with tempfile.TemporaryDirectory(prefix="tether-scale-bench-") as tmp, contextlib.ExitStack() as stack:
         folder = Path(tmp)
+        extra = replica_args(folder, args.llama_server_args.split())
         replicas = [stack.enter_context(running_llama_server(
             folder, model, wait_s=300, ctx=slot_ctx * slots, threads=args.replica_threads, parallel=slots,
             extra=extra)) for _ in range(args.replicas)]
         tether_url = stack.enter_context(tether_pool(replicas, folder))
-        warm(replicas, agent_base(workload, shape, MODEL_NAME))
-        measured = asyncio.run(_run_all(placements, tether_url, replicas, workload, shape, agents, console))
+        try:
+            warm(replicas, agent_base(workload, shape, MODEL_NAME))
+            measured = asyncio.run(_run_all(placements, tether_url, replicas, workload, shape, agents, console))
+        except Exception:
+            _print_logs(replicas, folder)  # before the folder, and the logs in it, are gone
+            raise
     summary = summarize(measured["runs"], measured["walls"])
     for row in summary["rows"]:
         row.update(measured["details"][row["placement"]])

@@ -183,7 +183,9 @@ def plot(summary: dict[str, Any], path: Path) -> None:
     axes[0].set_ylabel("TTFT, ms (median over agents)")
     axes[1].set_ylabel("prompt tokens served from the engines' cache, %")
     axes[1].axhline(100 * CACHE_SHARE_MIN, color="black", linestyle="dashed", linewidth=1, label="target (90%)")
+    count = max(len(row["per_turn"]) for row in rows)
     for ax in axes[:2]:
+        ax.set_xticks(range(1, count + 1))
         ax.set_xlabel("turn")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)

@@ -112,6 +112,10 @@ def load_model(path: Path, shape: ContextShape) -> LoadedModel:
     params.no_perf = True
     try:
         context = _internals.LlamaContext(model=model, params=params, verbose=False)
+        cells = llama_cpp.llama_n_ctx_seq(context.ctx)
+        if cells < shape.n_ctx_slot:
+            context.close()  # type: ignore[no-untyped-call]
+            raise ValueError(f"llama.cpp gave each sequence {cells} cells, fewer than --ctx {shape.n_ctx_slot}")
     except Exception:
         model.close()  # type: ignore[no-untyped-call]
         raise

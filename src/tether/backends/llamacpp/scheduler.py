@@ -1,11 +1,11 @@
 """`Scheduler`: continuous batching on the engine thread.
 
 Turns arrive from the event loop (`submit`) and wait for a slot. Each step is one `llama_decode` batch
-holding the next token of every turn that is decoding, plus up to `PREFILL_CHUNK` prompt tokens of the
-turns that are prefilling (chunked prefill, the chunk going to each prefilling turn in turn), so a long
-prompt never stalls the others and the decoding turns share one pass over the weights. A turn that
-arrives while slots are free joins the next step; its first token comes once its prompt is in, after
-at most one chunk's wait per other prefilling turn.
+holding the next token of every turn that is decoding, plus prompt tokens of the turns that are
+prefilling (chunked prefill: up to `PREFILL_CHUNK` while others decode, so a long prompt never stalls
+them for more than a chunk, and the decoding turns share one pass over the weights). Prompt tokens go
+to the turn with the fewest left first, so a short request that arrives during long work gets its
+first token after one step, and a long prompt is never left out more than `STARVE_STEPS` steps.
 
 When every slot serves a turn and more wait, the turn that has held its slot longest (at least
 `SLICE_STEPS` steps) is parked exactly (`Engine.snapshot`, outside the store's budget, so nothing
@@ -34,7 +34,8 @@ if TYPE_CHECKING:
     from .engine import Engine
 
 log = logging.getLogger("tether.llamacpp")
-PREFILL_CHUNK = 256  # prompt tokens per step, over all prefilling turns (measured: see BENCHMARKS.md)
+PREFILL_CHUNK = 256  # prompt tokens per step while other turns decode (measured: see BENCHMARKS.md)
+STARVE_STEPS = 8  # a prefilling turn left out this many steps goes first
 SLICE_STEPS = 16  # steps a turn keeps its slot while other turns wait for one
 MIN_COPY_TOKENS = 32  # a shorter shared prefix is evaluated again rather than copied between sequences
 
@@ -53,7 +54,6 @@ class Scheduler:
         self._waiting: deque[Turn] = deque()
         self._active: list[Turn] = []
         self._step = 0
-        self._rotation = 0
         self._batch: DecodeBatch | None = None
         self._threads = engine.shape.threads  # what the context was made with; the governor may change it
 
@@ -221,7 +221,7 @@ class Scheduler:
     def _bind(self, turn: Turn, slot: Any) -> None:
         slot.turn = turn
         turn.slot = slot
-        turn.since = self._step
+        turn.since = turn.fed_at = self._step
         self.engine.slots.touch(slot)
 
     def _preempt(self) -> bool:
@@ -290,19 +290,22 @@ class Scheduler:
             self._after_eval(turn, count, logits_at, elapsed * count / batch.size)
 
     def _prefill_chunks(self, turns: list[Turn], capacity: int) -> dict[int, int]:
-        """How many prompt tokens each prefilling turn evaluates this step: `PREFILL_CHUNK` in all,
-        handed out starting from a different turn each step."""
+        """How many prompt tokens each prefilling turn evaluates this step: `PREFILL_CHUNK` in all while
+        other turns decode (each step is a token for them), the whole batch when none does. The turn
+        with the fewest prompt tokens left goes first (a continuation's few new tokens before a long
+        first prompt: the least total wait for first tokens), except that one which got nothing for
+        `STARVE_STEPS` steps goes before all."""
         decoding = sum(1 for t in turns if len(t.pending) == 1)
-        room = min(PREFILL_CHUNK, capacity - decoding)
+        room = min(PREFILL_CHUNK if decoding else capacity, capacity - decoding)
         prefilling = [t for t in turns if t.prefilling]
         chunks: dict[int, int] = {}
         if not prefilling or room <= 0:
             return chunks
-        start = self._rotation % len(prefilling)
-        self._rotation += 1
-        for turn in prefilling[start:] + prefilling[:start]:
+        prefilling.sort(key=lambda t: (self._step - t.fed_at < STARVE_STEPS, len(t.pending), t.since))
+        for turn in prefilling:
             n = min(len(turn.pending), room)
             chunks[id(turn)] = n
+            turn.fed_at = self._step
             room -= n
             if room == 0:
                 break

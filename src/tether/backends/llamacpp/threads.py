@@ -10,9 +10,10 @@ the waits passive (`OMP_WAIT_POLICY=PASSIVE`) removes the collapse but costs 2.5
 
 So `ThreadGovernor` picks, step by step, between all cores and one fewer: it mostly runs the current
 choice, now and then runs one step with the other, and compares it with recent steps of the same size
-(batch tokens). A step much slower than the recent ones (a neighbour just arrived) makes it try the
-other count at once; a probe that loses backs the next one off, up to `PROBE_MAX` steps, so a
-collapsed setting costs a step in hundreds. An explicit `--threads` is used as given, without it.
+(batch tokens). On all cores, a step much slower than the recent ones (a neighbour just arrived) makes
+it try one fewer at once; a probe that loses backs the next one off, the longer the more it lost (up
+to `PROBE_MAX` steps), so probing a collapsed setting costs about 2% of the time. An explicit
+`--threads` is used as given, without the governor.
 """
 
 from __future__ import annotations
@@ -21,8 +22,9 @@ import os
 import statistics
 from collections import deque
 
-PROBE_START = 32  # steps between probes after a switch
-PROBE_MAX = 1024  # the longest back-off between probes
+PROBE_START = 16  # steps between probes after a switch
+PROBE_MAX = 2048  # the longest back-off between probes
+LOSS_BUDGET = 50  # after a probe r times slower, the next comes r x this many steps later (2% of the time)
 WIN = 0.9  # a probe must be this much faster (ratio of step times) to switch
 SUDDEN = 3.0  # a step this many times slower than its recent ones triggers a probe
 RECENT = 8  # step times remembered per (threads, batch size)
@@ -45,7 +47,7 @@ class ThreadGovernor:
         self.probes = 0
         self._recent: dict[tuple[int, int], deque[float]] = {}
         self._backoff = PROBE_START
-        self._until_probe = PROBE_START
+        self._until_probe = 1  # compare the two counts right away: the machine may be busy from the start
         self._reference: float | None = None
 
     @property
@@ -64,8 +66,9 @@ class ThreadGovernor:
             return
         own = self._recent.setdefault((self.current, size), deque(maxlen=RECENT))
         if threads == self.current:
-            if len(own) >= RECENT // 2 and seconds > SUDDEN * statistics.median(own):
-                self._until_probe = 0  # something changed: see whether the other count does better now
+            sudden = len(own) >= 2 and seconds > SUDDEN * statistics.median(own)
+            if sudden and self.current == self.most:
+                self._until_probe = 0  # a neighbour arrived, maybe: see whether one thread fewer does better
                 self._reference = seconds  # against this step, not the times from before the change
             else:
                 self._until_probe -= 1
@@ -81,7 +84,8 @@ class ThreadGovernor:
                 del self._recent[key]  # from before the machine changed: no reference any more
             self._recent[(threads, size)] = deque([seconds], maxlen=RECENT)
         else:
-            self._backoff = min(PROBE_MAX, self._backoff * 2)
+            ratio = seconds / reference if reference else 1.0
+            self._backoff = min(PROBE_MAX, max(self._backoff * 2, int(LOSS_BUDGET * ratio)))
         self._until_probe = self._backoff
 
 
