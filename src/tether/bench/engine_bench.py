@@ -24,7 +24,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import httpx
@@ -60,26 +60,40 @@ def _ints(text: str) -> list[int]:
     return [int(part) for part in text.split(",") if part.strip()]
 
 
+@dataclass(frozen=True, slots=True)
+class RunningEngine:
+    url: str
+    pid: int
+
+    def cpu_seconds(self) -> float:
+        """User and system CPU time of the server process so far (all its threads), from /proc."""
+        try:
+            fields = Path(f"/proc/{self.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            return float("nan")
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 @contextlib.contextmanager
-def tether_engine(model: Path, threads: int, parallel: int, ctx: int, folder: Path) -> Iterator[str]:
+def tether_engine(model: Path, threads: int, parallel: int, ctx: int, folder: Path) -> Iterator[RunningEngine]:
     port = free_port()
     command = [sys.executable, "-m", "tether.cli", "serve", "--backend", "llamacpp", "--store", "memory",
                "--port", str(port), "--threads", str(threads), "--parallel", str(parallel), "--ctx", str(ctx),
                "--model", str(model)]
     url = f"http://127.0.0.1:{port}"
     env = {**os.environ, "TETHER_DATA_DIR": str(folder)}
-    with serving_process(command, folder / "tether.log", url + "/health", wait_s=300, env=env):
-        yield url
+    with serving_process(command, folder / "tether.log", url + "/health", wait_s=300, env=env) as process:
+        yield RunningEngine(url, process.pid)
 
 
 @contextlib.contextmanager
 def llama_server_engine(model: Path, threads: int, parallel: int, ctx: int, folder: Path,
-                        extra: tuple[str, ...]) -> Iterator[str]:
+                        extra: tuple[str, ...]) -> Iterator[RunningEngine]:
     from .llama_server import running_llama_server
 
     with running_llama_server(folder, model, wait_s=300, ctx=ctx * parallel, threads=threads, parallel=parallel,
                               extra=extra) as server:
-        yield server.url
+        yield RunningEngine(server.url, server.process.pid)
 
 
 class HealthProbe:
@@ -107,6 +121,18 @@ class HealthProbe:
                 with contextlib.suppress(httpx.HTTPError):
                     http.get(self.url)
                     self.latencies_s.append(time.perf_counter() - started)
+
+
+PROFILE_COUNTERS = ("steps", "batch_tokens", "decode_seconds", "step_seconds", "copies", "copied_tokens", "parks",
+                    "restores", "preemptions", "prompt_tokens", "cached_tokens", "generated_tokens")
+
+
+def engine_counters(engine: RunningEngine, name: str) -> dict[str, float]:
+    """tether's engine counters from `/health` (where its engine thread's time went); {} for llama-server."""
+    if name != "tether":
+        return {}
+    counters: dict[str, float] = httpx.get(engine.url + "/health", timeout=60).json()["engine"]
+    return counters
 
 
 def run_configuration(engine: str, url: str, scripts: list[AgentScript], context: int,
@@ -189,16 +215,18 @@ def run_engine_bench(args: argparse.Namespace) -> int:
     samples: list[TurnSample] = []
     walls: dict[str, float] = {}
     probes: dict[str, list[float]] = {}
+    cpu: dict[str, float] = {}
+    profiles: dict[str, dict[str, float]] = {}
     # The same attention kernels on both sides: tether's is measured best off on CPU (BENCHMARKS.md).
     extra = ("--flash-attn", "off", *args.llama_server_args.split())
     with tempfile.TemporaryDirectory(prefix="tether-engine-bench-") as tmp, contextlib.ExitStack() as stack:
         folder = Path(tmp)
-        urls: dict[str, str] = {}
+        running: dict[str, RunningEngine] = {}
         for name in engines:
             if name == "tether":
-                urls[name] = stack.enter_context(tether_engine(model, args.threads, parallel, ctx, folder))
+                running[name] = stack.enter_context(tether_engine(model, args.threads, parallel, ctx, folder))
             else:
-                urls[name] = stack.enter_context(
+                running[name] = stack.enter_context(
                     llama_server_engine(model, args.threads, parallel, ctx, folder, extra))
         configs = [(agents, context) for context in contexts for agents in agent_counts]
         for index, (agents, context) in enumerate(configs):
@@ -206,23 +234,30 @@ def run_engine_bench(args: argparse.Namespace) -> int:
             for name in order:
                 scripts = [agent_script(tokenizer, f"{name}-{agents}x{context}-{i}", context, args.turns,
                                         args.new_tokens) for i in range(agents)]
-                got, wall, health = run_configuration(name, urls[name], scripts, context, args.gen_tokens)
+                engine = running[name]
+                cpu_before, counters_before = engine.cpu_seconds(), engine_counters(engine, name)
+                got, wall, health = run_configuration(name, engine.url, scripts, context, args.gen_tokens)
+                key = f"{name}/{agents}/{context}"
                 samples += got
-                walls[f"{name}/{agents}/{context}"] = wall
-                probes[f"{name}/{agents}/{context}"] = health
-                console.print(f"  {name:<12} {agents} agents x {context:>5} tokens: {wall:7.1f} s "
-                              f"(load {os.getloadavg()[0]:.2f})")
+                walls[key], probes[key] = wall, health
+                cpu[key] = engine.cpu_seconds() - cpu_before
+                if counters_before:
+                    after = engine_counters(engine, name)
+                    profiles[key] = {k: after[k] - counters_before[k] for k in PROFILE_COUNTERS}
+                console.print(f"  {name:<12} {agents} agents x {context:>5} tokens: {wall:7.1f} s, "
+                              f"server CPU {cpu[key]:7.1f} s (load {os.getloadavg()[0]:.2f})")
         peer_config = _llama_server_config(folder)
     tokenizer.close()
     load_end = os.getloadavg()[0]
-    summary = summarize(samples, walls, probes, args.new_tokens)
+    summary = summarize(samples, walls, probes, cpu, args.new_tokens)
     print_table(summary, engines, console)
     settings = {key: value for key, value in vars(args).items() if not callable(value)}
     result = {"benchmark": "tether bench engine", "machine": machine_note(), "load_average": [load, load_end],
               "settings": {**{k: str(v) if isinstance(v, Path) else v for k, v in settings.items()},
                            "parallel": parallel, "ctx_per_slot": ctx, "model": model.name,
                            "omp_wait_policy": policy},
-              "summary": summary, "walls_s": walls, "samples": [asdict(s) for s in samples],
+              "summary": summary, "walls_s": walls, "tether_engine_profile": profiles,
+              "samples": [asdict(s) for s in samples],
               "llama_server_config": peer_config}
     paths = write_outputs(result, summary, engines, args.out)
     console.print("wrote " + ", ".join(str(p) for p in paths))

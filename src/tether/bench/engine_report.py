@@ -29,7 +29,7 @@ def _p90(values: Sequence[float]) -> float:
 
 
 def _row(engine: str, agents: int, context: int, group: list[TurnSample], wall: float,
-         health_s: list[float]) -> dict[str, Any]:
+         health_s: list[float], cpu_s: float | None) -> dict[str, Any]:
     first = [s for s in group if s.turn == 0]
     later = [s for s in group if s.turn > 0]
     evaluated_first = sum(s.input_tokens - s.cached_tokens for s in first)
@@ -39,6 +39,7 @@ def _row(engine: str, agents: int, context: int, group: list[TurnSample], wall: 
     inputs = sum(s.input_tokens for s in group)
     row: dict[str, Any] = {
         "engine": engine, "agents": agents, "context": context, "turns": len(group), "wall_s": wall,
+        "server_cpu_s": cpu_s,
         "first_ttft_ms": 1000 * statistics.median(s.ttft_s for s in first),
         "later_ttft_ms": 1000 * statistics.median(s.ttft_s for s in later) if later else None,
         "later_ttft_p90_ms": 1000 * _p90([s.ttft_s for s in later]) if later else None,
@@ -63,12 +64,12 @@ def _row(engine: str, agents: int, context: int, group: list[TurnSample], wall: 
 
 
 def summarize(samples: Sequence[TurnSample], walls: dict[str, float], probes: dict[str, list[float]],
-              new_tokens: int) -> dict[str, Any]:
+              cpu: dict[str, float], new_tokens: int) -> dict[str, Any]:
     groups: dict[tuple[str, int, int], list[TurnSample]] = defaultdict(list)
     for sample in samples:
         groups[(sample.engine, sample.agents, sample.context)].append(sample)
     rows = [_row(engine, agents, context, group, walls[f"{engine}/{agents}/{context}"],
-                 probes.get(f"{engine}/{agents}/{context}", []))
+                 probes.get(f"{engine}/{agents}/{context}", []), cpu.get(f"{engine}/{agents}/{context}"))
             for (engine, agents, context), group in sorted(groups.items())]
     return {"rows": rows, "comparison": _compare(rows), "new_tokens": new_tokens}
 
@@ -89,6 +90,7 @@ def _compare(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
             "later_ttft_ratio": _ratio(ours["later_ttft_ms"], peer["later_ttft_ms"]),
             "gen_ratio": _ratio(ours["gen_tok_s"], peer["gen_tok_s"]),
             "prefill_ratio": _ratio(ours["prefill_tok_s"], peer["prefill_tok_s"]),
+            "server_cpu_ratio": _ratio(ours["server_cpu_s"], peer["server_cpu_s"]),
         }
         if agents in TARGET_AGENTS and context in TARGET_CONTEXTS:
             ttft, gen, prefill = entry["later_ttft_ratio"], entry["gen_ratio"], entry["prefill_ratio"]
@@ -108,7 +110,7 @@ COLUMNS = (
     ("first-turn TTFT ms", "first_ttft_ms", 0), ("later TTFT ms (median)", "later_ttft_ms", 0),
     ("later TTFT ms (p90)", "later_ttft_p90_ms", 0), ("gen tok/s", "gen_tok_s", 1),
     ("first-turn prefill tok/s", "prefill_tok_s", 0), ("cached share", "cached_share", 2),
-    ("/health p99 ms", "health_p99_ms", 0),
+    ("server CPU s", "server_cpu_s", 1), ("/health p99 ms", "health_p99_ms", 0),
 )
 
 
@@ -127,7 +129,8 @@ def print_table(summary: dict[str, Any], engines: Sequence[str], console: Consol
         verdict = {True: "targets met", False: "targets NOT met"}.get(entry.get("targets_met"), "")
         console.print(f"  tether / llama-server, {entry['agents']} x {entry['context']}: later TTFT "
                       f"{_fmt(entry['later_ttft_ratio'], 2)}x, gen tok/s {_fmt(entry['gen_ratio'], 2)}x, "
-                      f"prefill {_fmt(entry['prefill_ratio'], 2)}x {verdict}")
+                      f"prefill {_fmt(entry['prefill_ratio'], 2)}x, "
+                      f"server CPU {_fmt(entry['server_cpu_ratio'], 2)}x {verdict}")
 
 
 def markdown(summary: dict[str, Any], engines: Sequence[str]) -> str:
@@ -136,12 +139,14 @@ def markdown(summary: dict[str, Any], engines: Sequence[str]) -> str:
     for row in sorted(summary["rows"], key=lambda r: (r["context"], r["agents"], engines.index(r["engine"]))):
         lines.append("| " + " | ".join(_cells(row)) + " |")
     if summary["comparison"]:
-        lines += ["", "| agents x context | later TTFT ratio | gen tok/s ratio | prefill ratio | targets |",
-                  "| --- | ---: | ---: | ---: | --- |"]
+        lines += ["", "| agents x context | later TTFT ratio | gen tok/s ratio | prefill ratio | server CPU ratio "
+                      "| targets |",
+                  "| --- | ---: | ---: | ---: | ---: | --- |"]
         for entry in summary["comparison"]:
             met = entry.get("targets_met")
             lines.append(f"| {entry['agents']} x {entry['context']} | {_fmt(entry['later_ttft_ratio'], 2)} | "
                          f"{_fmt(entry['gen_ratio'], 2)} | {_fmt(entry['prefill_ratio'], 2)} | "
+                         f"{_fmt(entry['server_cpu_ratio'], 2)} | "
                          f"{'-' if met is None else ('met' if met else 'not met')} |")
     return "\n".join(lines) + "\n"
 

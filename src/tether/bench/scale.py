@@ -105,6 +105,7 @@ async def _run_all(placements: Sequence[Placement], tether_url: str, replicas: S
     details: dict[str, Any] = {}
     for placement in placements:
         evaluated, requests = engine_prompt_tokens(replicas), tether_requests(tether_url)
+        load_before = os.getloadavg()[0]
         open_transport = opener(placement, tether_url, [replica.url for replica in replicas])
         got, wall = await run_placement(placement, open_transport, workload, shape, agents, MODEL_NAME)
         runs[placement.name], walls[placement.name] = got, wall
@@ -112,7 +113,7 @@ async def _run_all(placements: Sequence[Placement], tether_url: str, replicas: S
             "label": placement.label,
             "engine_evaluated_prompt_tokens": engine_prompt_tokens(replicas) - evaluated,
             "requests_per_replica": _requests_per_replica(placement, got, requests, tether_requests(tether_url)),
-            "load_average_after": os.getloadavg()[0],
+            "load_average_before": load_before, "load_average_after": os.getloadavg()[0],
         }
         console.print(f"  {placement.name:<14} {agents} agents x {shape.turns} turns: {wall:6.1f} s "
                       f"(load {os.getloadavg()[0]:.2f})")

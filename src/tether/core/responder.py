@@ -413,7 +413,7 @@ class TurnEngine:
             turn_log.log_turn(turn_log.turn_fields(
                 response_id=turn.response_id, status=status, transport=turn.transport,
                 lane=turn.request.stream_id, usage=turn.snapshot.get("usage"), server_seconds=server_seconds,
-                model_seconds=turn.model_seconds, replica=getattr(turn.session, "replica_name", None),
+                model_seconds=turn.model_seconds, replica=turn.session.placement,
                 client_turn_id=turn.request.client_metadata.turn_id,
                 cache=diagnostics.get("reason") or diagnostics.get("type"),
             ))

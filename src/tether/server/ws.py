@@ -37,10 +37,16 @@ log = logging.getLogger("tether.ws")
 
 async def serve_websocket(state: AppState, ws: WebSocket) -> None:
     """Handshake (426 when disabled, 401 on bad auth, both before the 101), then serve the socket."""
-    if not state.config.websocket or state.shutting_down:
+    if not state.config.websocket:
         await ws.send_denial_response(
             error_response(APIError("WebSocket mode is disabled on this server; use HTTP.", status=426))
         )
+        return
+    if state.shutting_down:
+        # 503, not 426: a client retries elsewhere (another replica) instead of leaving WebSocket mode for good
+        await ws.send_denial_response(error_response(APIError(
+            "This server is shutting down; connect again.", status=503, type="server_error",
+            code="server_is_overloaded")))
         return
     limit = state.config.max_connections
     if limit is not None and len(state.connections) >= limit:

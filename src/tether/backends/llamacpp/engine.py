@@ -54,9 +54,14 @@ class Engine:
         self.slots = SlotTable(self.shape.slots)
         self.model: LoadedModel | None = None
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tether-llama")
-        self.counters = {"turns": 0, "prompt_tokens": 0, "cached_tokens": 0, "generated_tokens": 0,
-                         "cancelled": 0, "steps": 0, "batch_tokens": 0, "copies": 0, "copied_tokens": 0,
-                         "parks": 0, "restores": 0, "preemptions": 0}
+        self.counters: dict[str, float] = {
+            "turns": 0, "prompt_tokens": 0, "cached_tokens": 0, "generated_tokens": 0, "cancelled": 0,
+            "steps": 0, "batch_tokens": 0, "copies": 0, "copied_tokens": 0, "parks": 0, "restores": 0,
+            "preemptions": 0,
+            # where the engine thread's time goes: inside llama_decode, and the whole of each step (with
+            # building the batch, sampling and handing out the text)
+            "decode_seconds": 0.0, "step_seconds": 0.0,
+        }
         self.scheduler = Scheduler(self, self._executor)
 
     # -- life cycle (event loop side) ---------------------------------------------------------
@@ -159,6 +164,8 @@ class Engine:
     def restore(self, slot: Slot, state: ParkedState) -> bool:
         """Fill the empty `slot` with a parked state; False (and the slot empty) if llama.cpp refused it."""
         self.clear(slot)
+        if slot.copy_pending:  # a copy still to land would overwrite what is written now
+            return False
         if llama_cpp.llama_state_seq_set_data(self.loaded.ctx, state.data, state.nbytes, slot.seq) == 0:
             self.clear(slot)
             return False

@@ -30,6 +30,9 @@ class TurnJob:
     sampling: Sampling
     emit: Callable[[tuple[str, Any]], None]
     cancelled: threading.Event = field(default_factory=threading.Event)
+    #: end after the next sampled token as if the model stopped there (steering): the KV state then
+    #: holds exactly the tokens generated, so the next turn continues from it
+    stop_soon: threading.Event = field(default_factory=threading.Event)
 
 
 @dataclass(frozen=True, slots=True)

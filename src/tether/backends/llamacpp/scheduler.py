@@ -111,13 +111,13 @@ class Scheduler:
                     if not chores and not self._inbox and not self._waiting and not self._active:
                         self._pumping = False
                         return
+                self._admit()
+                self._settle_cancelled()  # first, so a chore for a cancelled turn's conversation finds it idle
                 for chore in chores:
                     try:
                         chore()
                     except Exception:
                         log.exception("engine chore failed")
-                self._admit()
-                self._settle_cancelled()
                 self._place_waiting()
                 if self._active:
                     self._run_step()
@@ -185,10 +185,10 @@ class Scheduler:
                 return False
             slot = free
             if key is not None and parked > shared:
-                engine.evict(slot)
-                entry = engine.store.get(key)
+                entry = engine.store.get(key)  # before the eviction below can push it out of the store
                 if parked == len(entry.tokens):
                     engine.store.pop(key)  # resident again; parked again when its slot is given up
+                engine.evict(slot)
                 keep = parked if engine.restore(slot, entry) else 0
             elif slot is source:
                 engine.park(slot)  # its own conversation goes on in the store; its prefix serves this one
@@ -251,6 +251,13 @@ class Scheduler:
 
     # -- one step ------------------------------------------------------------------------------
     def _run_step(self) -> None:
+        started = time.perf_counter()
+        try:
+            self._step_once()
+        finally:
+            self.engine.counters["step_seconds"] += time.perf_counter() - started
+
+    def _step_once(self) -> None:
         engine = self.engine
         if self._batch is None:
             self._batch = DecodeBatch(N_BATCH)
@@ -286,6 +293,7 @@ class Scheduler:
             slot.copy_pending = False
         engine.counters["steps"] += 1
         engine.counters["batch_tokens"] += batch.size
+        engine.counters["decode_seconds"] += elapsed
         for turn, count, logits_at in fed:
             self._after_eval(turn, count, logits_at, elapsed * count / batch.size)
 

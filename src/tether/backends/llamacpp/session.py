@@ -48,6 +48,7 @@ class LlamaCppSession(BackendSession):
         self.items: list[Item] = []
         self.text = ""  # what `tokens` spell: the last prompt and the answer generated after it
         self.tokens: list[int] = []
+        self._job: TurnJob | None = None  # the turn running now, if any (what steering can stop)
 
     def fork(self) -> LlamaCppSession:
         twin = LlamaCppSession(self.backend)
@@ -135,7 +136,7 @@ class LlamaCppSession(BackendSession):
             except RuntimeError:  # the loop is gone: nobody listens any more
                 job.cancelled.set()
 
-        job = TurnJob(prompt, sampling, emit)
+        job = self._job = TurnJob(prompt, sampling, emit)
         scanner = ToolCallScanner({tool.name: tool.kind for tool in params.tools})
         finished = False
         try:
@@ -162,6 +163,15 @@ class LlamaCppSession(BackendSession):
             yield Finished(result.reason, len(prompt), result.cached_tokens, len(result.generated),
                            result.model_seconds)
         finally:
+            self._job = None
             if not finished:
                 job.cancelled.set()  # the client went away or the turn failed: stop at the next token
                 self.release()
+
+    def stop_soon(self) -> bool:
+        """Steering: the running turn ends after its next token, its KV state kept for the successor."""
+        job = self._job
+        if job is None:
+            return False
+        job.stop_soon.set()
+        return True

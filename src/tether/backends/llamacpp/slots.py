@@ -55,7 +55,8 @@ class SlotTable:
     def victim(self, keep: Slot | None = None) -> Slot | None:
         """The idle slot to give up for another conversation: an empty one, else a released one, else the
         least recently used; never `keep`. None when every slot serves a turn."""
-        idle = [slot for slot in self.slots if slot.idle and slot is not keep]
+        # a slot with cells still to come from a copy cannot be written before the next decode lands it
+        idle = [slot for slot in self.slots if slot.idle and slot is not keep and not slot.copy_pending]
         if not idle:
             return None
         return min(idle, key=lambda slot: (bool(slot.tokens), not slot.released, slot.used, slot.seq))

@@ -74,6 +74,8 @@ class Turn:
         self._emit_text(self.decoder.decode(loaded.piece(token)))
         if len(self.generated) >= self.limit:
             return "length"  # the last token of a truncated turn needs no logits
+        if self.job.stop_soon.is_set():
+            return "stop"  # steered: ended here, the slot holding exactly what was generated
         self.pending = [token]
         return None
 
