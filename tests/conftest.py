@@ -6,6 +6,7 @@ from pathlib import Path
 import pytest
 from openai import OpenAI
 
+from .fake_upstream import FakeUpstream
 from .pg_support import postgres  # noqa: F401 - the session's PostgreSQL server, for any test that asks
 from .support import RunningServer, ScriptedServer, running_server, serve_script, write_script
 
@@ -27,6 +28,14 @@ def server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFact
     name = request.module.__name__.rsplit(".", 1)[-1]
     with serve_script(tmp_path_factory.mktemp(name), spec.turns, *spec.args, **spec.settings) as running:
         yield running
+
+
+@pytest.fixture(scope="module")
+def fake() -> Iterator[FakeUpstream]:
+    """A loopback OpenAI-compatible upstream that plays what a test scripts (tests/fake_upstream.py)."""
+    upstream = FakeUpstream().start()
+    yield upstream
+    upstream.stop()
 
 
 @pytest.fixture

@@ -174,13 +174,6 @@ def test_input_items_list_the_new_items_with_ids(server: RunningServer) -> None:
 
 
 @pytest.fixture(scope="module")
-def fake() -> Iterator[FakeUpstream]:
-    upstream = FakeUpstream().start()
-    yield upstream
-    upstream.stop()
-
-
-@pytest.fixture(scope="module")
 def upstream_server(fake: FakeUpstream, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
     tmp = tmp_path_factory.mktemp("context-items-upstream")
     with running_server(tmp, "--backend", "upstream", "--upstream-url", fake.url, "--store", "memory") as running:

@@ -39,13 +39,6 @@ PATCH = '*** Begin Patch\n*** Add File: a.txt\n+hello "world"\\n\t\u00e9\n*** En
 
 
 @pytest.fixture(scope="module")
-def fake() -> Iterator[FakeUpstream]:
-    upstream = FakeUpstream().start()
-    yield upstream
-    upstream.stop()
-
-
-@pytest.fixture(scope="module")
 def server(fake: FakeUpstream, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
     # The URL without `/v1`: tether adds it.
     tmp = tmp_path_factory.mktemp("upstream")

@@ -27,13 +27,6 @@ HANG = 120.0  # the fake hangs this long at most; a reset or stop ends it at onc
 
 
 @pytest.fixture(scope="module")
-def fake() -> Iterator[FakeUpstream]:
-    upstream = FakeUpstream().start()
-    yield upstream
-    upstream.stop()
-
-
-@pytest.fixture(scope="module")
 def server(fake: FakeUpstream, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
     tmp = tmp_path_factory.mktemp("upstream-faults")
     with running_server(tmp, "--backend", "upstream", "--upstream-url", fake.url, "--store", "memory",
