@@ -23,7 +23,7 @@ import httpx
 import websockets
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from tests.support import RunningServer, start_server, write_script  # noqa: E402
+from tests.support import RunningServer, start_server, write_script
 
 
 def serve(directory: Path) -> RunningServer:

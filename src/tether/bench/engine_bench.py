@@ -26,6 +26,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -181,6 +182,30 @@ def run_configuration(engine: str, url: str, scripts: list[AgentScript], context
     return samples, wall, probe.latencies_s
 
 
+def run_all(configs: list[tuple[int, int]], engines: list[str], running: dict[str, RunningEngine],
+            args: argparse.Namespace, firsts: dict[int, int], tokenizer: Tokenizer, samples: list[TurnSample],
+            walls: dict[str, float], probes: dict[str, list[float]], cpu: dict[str, float],
+            profiles: dict[str, dict[str, float]], console: Any) -> None:
+    """Every configuration on every engine, the engines' order flipped every configuration; the results
+    go into the dicts as they come, so a failure keeps what was measured before it."""
+    for index, (agents, context) in enumerate(configs):
+        for name in engines if index % 2 == 0 else engines[::-1]:
+            scripts = [agent_script(tokenizer, f"{name}-{agents}x{context}-{i}", firsts[context], args.turns,
+                                    args.new_tokens) for i in range(agents)]
+            engine = running[name]
+            cpu_before, counters_before = engine.cpu_seconds(), engine_counters(engine, name)
+            got, wall, health = run_configuration(name, engine.url, scripts, context, args.gen_tokens)
+            key = f"{name}/{agents}/{context}"
+            samples += got
+            walls[key], probes[key] = wall, health
+            cpu[key] = engine.cpu_seconds() - cpu_before
+            if counters_before:
+                after = engine_counters(engine, name)
+                profiles[key] = {k: after[k] - counters_before[k] for k in PROFILE_COUNTERS}
+            console.print(f"  {name:<12} {agents} agents x {context:>5} tokens: {wall:7.1f} s, "
+                          f"server CPU {cpu[key]:7.1f} s (load {os.getloadavg()[0]:.2f})")
+
+
 def _llama_server_config(folder: Path) -> list[str]:
     """The lines of llama-server's log that say how it laid out its slots and KV cache."""
     keys = ("n_slots", "n_ctx_slot", "kv_unified", "flash", "n_batch", "n_ubatch", "n_threads")
@@ -202,8 +227,15 @@ def run_engine_bench(args: argparse.Namespace) -> int:
     if args.gen_tokens < 16:
         raise SystemExit("tether bench engine: --gen-tokens must be at least 16 (the API's least max_output_tokens)")
     parallel = args.parallel or max(agent_counts)
-    ctx = max(contexts) + args.turns * (args.new_tokens + args.gen_tokens + 32) + 256
     model = resolve_model_path(args.model)
+    tokenizer = Tokenizer(model)
+    # A conversation grows by its later turns; llama-server caps a slot at the model's training context,
+    # so a first prompt that would outgrow it starts smaller (the table shows the sizes reached).
+    growth = (args.turns - 1) * (args.new_tokens + args.gen_tokens + 24) + 64
+    limit = tokenizer.train_context()
+    firsts = {c: min(c, limit - growth) if limit else c for c in contexts}
+    ctx = max(firsts.values()) + growth + 128
+    ctx = min(ctx, limit) if limit else ctx
     if args.omp_wait_policy != "unset":
         os.environ["OMP_WAIT_POLICY"] = args.omp_wait_policy.upper()  # inherited by both servers
     policy = os.environ.get("OMP_WAIT_POLICY", "unset")
@@ -211,8 +243,8 @@ def run_engine_bench(args: argparse.Namespace) -> int:
     console.print(f"tether bench engine: {machine_note()}; load average {load:.2f} at start")
     console.print(f"  model {model.name}, {args.threads} threads, {parallel} slots of {ctx} tokens, "
                   f"OMP_WAIT_POLICY={policy}")
-    tokenizer = Tokenizer(model)
     samples: list[TurnSample] = []
+    failure: str | None = None
     walls: dict[str, float] = {}
     probes: dict[str, list[float]] = {}
     cpu: dict[str, float] = {}
@@ -229,36 +261,29 @@ def run_engine_bench(args: argparse.Namespace) -> int:
                 running[name] = stack.enter_context(
                     llama_server_engine(model, args.threads, parallel, ctx, folder, extra))
         configs = [(agents, context) for context in contexts for agents in agent_counts]
-        for index, (agents, context) in enumerate(configs):
-            order = engines if index % 2 == 0 else engines[::-1]
-            for name in order:
-                scripts = [agent_script(tokenizer, f"{name}-{agents}x{context}-{i}", context, args.turns,
-                                        args.new_tokens) for i in range(agents)]
-                engine = running[name]
-                cpu_before, counters_before = engine.cpu_seconds(), engine_counters(engine, name)
-                got, wall, health = run_configuration(name, engine.url, scripts, context, args.gen_tokens)
-                key = f"{name}/{agents}/{context}"
-                samples += got
-                walls[key], probes[key] = wall, health
-                cpu[key] = engine.cpu_seconds() - cpu_before
-                if counters_before:
-                    after = engine_counters(engine, name)
-                    profiles[key] = {k: after[k] - counters_before[k] for k in PROFILE_COUNTERS}
-                console.print(f"  {name:<12} {agents} agents x {context:>5} tokens: {wall:7.1f} s, "
-                              f"server CPU {cpu[key]:7.1f} s (load {os.getloadavg()[0]:.2f})")
+        try:
+            run_all(configs, engines, running, args, firsts, tokenizer, samples, walls, probes, cpu, profiles,
+                    console)
+        except Exception as exc:  # keep what was measured; the run reports the failure
+            failure = f"{type(exc).__name__}: {exc}"
+            console.print(f"[red]stopped: {failure}[/red]")
         peer_config = _llama_server_config(folder)
     tokenizer.close()
     load_end = os.getloadavg()[0]
+    if not samples:
+        console.print("no configuration finished: nothing to report")
+        return 1
     summary = summarize(samples, walls, probes, cpu, args.new_tokens)
     print_table(summary, engines, console)
     settings = {key: value for key, value in vars(args).items() if not callable(value)}
     result = {"benchmark": "tether bench engine", "machine": machine_note(), "load_average": [load, load_end],
               "settings": {**{k: str(v) if isinstance(v, Path) else v for k, v in settings.items()},
                            "parallel": parallel, "ctx_per_slot": ctx, "model": model.name,
+                           "first_turn_tokens": {str(k): v for k, v in firsts.items()},
                            "omp_wait_policy": policy},
               "summary": summary, "walls_s": walls, "tether_engine_profile": profiles,
               "samples": [asdict(s) for s in samples],
-              "llama_server_config": peer_config}
+              "llama_server_config": peer_config, "failure": failure}
     paths = write_outputs(result, summary, engines, args.out)
     console.print("wrote " + ", ".join(str(p) for p in paths))
-    return 0
+    return 0 if failure is None else 1

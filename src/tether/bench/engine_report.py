@@ -32,6 +32,7 @@ def _row(engine: str, agents: int, context: int, group: list[TurnSample], wall: 
          health_s: list[float], cpu_s: float | None) -> dict[str, Any]:
     first = [s for s in group if s.turn == 0]
     later = [s for s in group if s.turn > 0]
+    last_turn = max(s.turn for s in group)
     evaluated_first = sum(s.input_tokens - s.cached_tokens for s in first)
     first_phase = max(s.started_s + s.ttft_s for s in first)
     decode = [(s.output_tokens - 1) / (s.total_s - s.ttft_s) for s in group
@@ -40,6 +41,8 @@ def _row(engine: str, agents: int, context: int, group: list[TurnSample], wall: 
     row: dict[str, Any] = {
         "engine": engine, "agents": agents, "context": context, "turns": len(group), "wall_s": wall,
         "server_cpu_s": cpu_s,
+        "tokens_first_to_last": f"{round(statistics.median(s.input_tokens for s in first)):,}-"
+                                f"{round(statistics.median(s.input_tokens for s in group if s.turn == last_turn)):,}",
         "first_ttft_ms": 1000 * statistics.median(s.ttft_s for s in first),
         "later_ttft_ms": 1000 * statistics.median(s.ttft_s for s in later) if later else None,
         "later_ttft_p90_ms": 1000 * _p90([s.ttft_s for s in later]) if later else None,
@@ -107,6 +110,7 @@ def _fmt(value: float | None, digits: int = 0) -> str:
 
 COLUMNS = (
     ("engine", "engine", None), ("agents", "agents", None), ("context", "context", None),
+    ("prompt tokens, first-last turn", "tokens_first_to_last", None),
     ("first-turn TTFT ms", "first_ttft_ms", 0), ("later TTFT ms (median)", "later_ttft_ms", 0),
     ("later TTFT ms (p90)", "later_ttft_p90_ms", 0), ("gen tok/s", "gen_tok_s", 1),
     ("first-turn prefill tok/s", "prefill_tok_s", 0), ("cached share", "cached_share", 2),

@@ -33,6 +33,12 @@ class Tokenizer:
         params.vocab_only = True
         self._model = _internals.LlamaModel(path_model=str(model), params=params, verbose=False)
 
+    def train_context(self) -> int | None:
+        """The context length the model was trained for (`<arch>.context_length`), if the file says."""
+        metadata = self._model.metadata()
+        value = metadata.get(f"{metadata.get('general.architecture', 'llama')}.context_length")
+        return int(value) if value and value.isdigit() else None
+
     def count(self, text: str) -> int:
         return len(self._model.tokenize(text.encode("utf-8"), add_bos=False, special=False))
 
