@@ -23,6 +23,7 @@ import httpx
 import psutil
 import pytest
 from openai import OpenAI
+from prometheus_client.parser import text_string_to_metric_families
 
 from .pg_support import EmbeddedPostgres
 from .support import RunningServer, running_server, write_script
@@ -240,6 +241,34 @@ def test_a_killed_worker_is_replaced_and_its_chains_continue(tmp_path: Path) -> 
             second = create(http_on(server, workers, replacement.pid, stack), "turn 1", first["id"])
             assert output_text(second) == "shared answer 1"
         assert server.stop() == 0  # the supervisor stops its workers and exits cleanly
+
+
+def scraped(http: httpx.Client) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    """The samples of one `/metrics` scrape: (name, sorted labels) -> value."""
+    reply = http.get("/metrics")
+    assert reply.status_code == 200, reply.text
+    return {(sample.name, tuple(sorted(sample.labels.items()))): sample.value
+            for family in text_string_to_metric_families(reply.text) for sample in family.samples}
+
+
+def test_metrics_from_any_worker_count_every_worker(tmp_path: Path) -> None:
+    db = tmp_path / "db" / "responses.sqlite3"
+    completed_http = ("tether_responses_total", (("status", "completed"), ("transport", "http")))
+    with running_server(tmp_path, *scripted(tmp_path, f"sqlite:{db}", "--workers", "2")) as server:
+        workers = workers_of(server)
+        one, two = (worker.pid for worker in workers)
+        with contextlib.ExitStack() as stack:
+            for k in range(3):
+                create(http_on(server, workers, one, stack), f"one {k}")
+            for k in range(2):
+                create(http_on(server, workers, two, stack), f"two {k}")
+            held = ws_on(server, workers, two, stack)  # a WebSocket open on worker two only
+            ws_create(held, "on the socket")
+            for pid in (one, two):  # each worker answers for both
+                samples = scraped(http_on(server, workers, pid, stack))
+                assert samples[completed_http] == 5, (pid, samples.get(completed_http))
+                assert samples[("tether_ws_connections", ())] == 1
+                assert samples[("tether_responses_total", (("status", "completed"), ("transport", "ws")))] == 1
 
 
 def test_workers_refuse_a_store_they_cannot_share(tmp_path: Path) -> None:

@@ -69,6 +69,12 @@ def add_serve_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -
     serve.add_argument("--threads", type=int, default=None, help="llamacpp: CPU threads")
     serve.add_argument("--parallel", type=int, default=None,
                        help="llamacpp: conversations kept resident and decoded together (KV slots, default: 4)")
+    serve.add_argument("--otel-traces", choices=["off", "otlp", "console"], default=None,
+                       help="an OpenTelemetry span per turn, a child of the client's traceparent: otlp (OTLP/HTTP), "
+                            "console (JSON on stdout) or off (default); needs the otel extra")
+    serve.add_argument("--otel-endpoint", default=None,
+                       help="otlp: the collector's traces URL (default: OTEL_EXPORTER_OTLP_* variables, else "
+                            "http://localhost:4318/v1/traces)")
     serve.add_argument("--log-level", default="warning", help="uvicorn's log level")
 
 
@@ -113,6 +119,8 @@ def serve_settings(args: argparse.Namespace) -> ServeSettings:
             shutdown_grace_seconds=args.shutdown_grace,
             max_connections=args.max_connections,
             ws_compression=args.ws_compression,
+            otel_traces=args.otel_traces,
+            otel_endpoint=args.otel_endpoint,
             ws_cache_bytes_per_connection=args.ws_cache_mb * mib if args.ws_cache_mb is not None else None,
             ws_cache_bytes_total=args.ws_cache_total_mb * mib if args.ws_cache_total_mb is not None else None,
         ),

@@ -17,6 +17,7 @@ import contextlib
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -26,8 +27,9 @@ import orjson
 from rich.console import Console
 from rich.table import Table
 
+from ..processes import free_port, serving_process
 from .report import machine_note, wide_console, write_json
-from .server import ServerProcess, cpu_seconds_of, tether_server
+from .server import ServerProcess, cpu_seconds_of, script_file, tether_server
 
 SAMPLE_S = 0.25  # how often the server's memory is read during the window
 
@@ -169,6 +171,25 @@ def plot(points: Sequence[dict[str, Any]], path: Path) -> None:
     plt.close(fig)
 
 
+@contextlib.contextmanager
+def load_server(args: argparse.Namespace) -> Iterator[ServerProcess]:
+    """`tether serve` on the instant model, or with --no-coalesce the same app through `variant_server`
+    (the one way to turn the write coalescing off, which `tether serve` does not offer)."""
+    script = agent_script(args.turns_per_loop)
+    if not args.no_coalesce:
+        with tether_server(script, sqlite=False, serve_args=["--ws-compression", args.ws_compression]) as server:
+            yield server
+        return
+    with tempfile.TemporaryDirectory(prefix="tether-load-") as tmp:
+        port = free_port()
+        command = [sys.executable, "-m", "tether.bench.variant_server", "--script",
+                   str(script_file(script, Path(tmp))), "--port", str(port), "--compression", args.ws_compression,
+                   "--no-coalesce"]
+        url = f"http://127.0.0.1:{port}"
+        with serving_process(command, Path(tmp) / "server.log", url + "/health") as process:
+            yield ServerProcess(url, process, Path(tmp) / "server.log")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tether.bench.load", description=__doc__.split("\n\n")[0])
     parser.add_argument("--connections", default="100,1000,3000", help="connection counts, comma-separated")
@@ -179,6 +200,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-deflate", action="store_true", help="clients do not offer permessage-deflate")
     parser.add_argument("--ws-compression", choices=["auto", "deflate", "off"], default="auto",
                         help="the server's --ws-compression (auto: none for these loopback clients)")
+    parser.add_argument("--name", default="load", help="file name of the JSON and plot (without suffix)")
+    parser.add_argument("--no-coalesce", action="store_true",
+                        help="the server writes each WebSocket frame at once instead of one write per loop pass")
     parser.add_argument("--out", type=Path, default=Path("bench-results"), help="folder for load.json and load.png")
     args = parser.parse_args(argv)
     counts = [int(x) for x in args.connections.split(",") if x.strip()]
@@ -188,17 +212,17 @@ def main(argv: list[str] | None = None) -> int:
                   f"{args.ws_compression}")
     points = []
     for count in counts:
-        with tether_server(agent_script(args.turns_per_loop), sqlite=False,
-                           serve_args=["--ws-compression", args.ws_compression]) as server:
+        with load_server(args) as server:
             points.append(measure(server, count, args, console))
     print_table(points, console)
     args.out.mkdir(parents=True, exist_ok=True)
     write_json({"benchmark": "load", "machine": machine_note(), "clients": args.clients,
                 "turns_per_loop": args.turns_per_loop, "client_deflate": not args.no_deflate,
-                "ws_compression": args.ws_compression, "warmup_s": args.warmup, "points": points},
-               args.out / "load.json")
-    plot(points, args.out / "load.png")
-    console.print(f"wrote {args.out / 'load.json'} and {args.out / 'load.png'}")
+                "ws_compression": args.ws_compression, "coalesced_writes": not args.no_coalesce,
+                "warmup_s": args.warmup, "points": points},
+               args.out / f"{args.name}.json")
+    plot(points, args.out / f"{args.name}.png")
+    console.print(f"wrote {args.out / args.name}.json and .png")
     return 0
 
 

@@ -11,6 +11,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import os
+import select
 import sys
 import time
 from dataclasses import dataclass, field
@@ -121,8 +123,22 @@ def main(argv: list[str] | None = None) -> int:
         result = asyncio.run(main_async(args))
     else:
         result = uvloop.run(main_async(args))
-    sys.stdout.write(orjson.dumps(result).decode() + "\n")
+    write_all(sys.stdout.fileno(), orjson.dumps(result) + b"\n")
     return 0
+
+
+def write_all(fd: int, data: bytes) -> None:
+    """Write all of `data`, waiting while the pipe is full. The result line is larger than a pipe holds
+    and the parent reads the clients one after another; after uvloop has run, a plain
+    `sys.stdout.write` of it stopped at 64 KiB and lost the rest."""
+    view = memoryview(data)
+    while view:
+        try:
+            written = os.write(fd, view)
+        except BlockingIOError:
+            select.select([], [fd], [])
+            continue
+        view = view[written:]
 
 
 if __name__ == "__main__":

@@ -106,4 +106,5 @@ class ResponseBook:
         # A hydrated parent needs only its id, output and store flag; the full object stays in the store.
         response = {"id": head.id, "object": "response", "status": head.status, "output": head.output, "store": True}
         nbytes = sum(link.nbytes for link in links)
-        return ResponseState(response, head.input_items, context, owner, nbytes=nbytes, placement=head.placement)
+        return ResponseState(response, head.input_items, context, owner, nbytes=nbytes, placement=head.placement,
+                             stored_response=head.head_response)

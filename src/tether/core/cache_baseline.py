@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import orjson
+
 from ..api.request import CreateRequest
 from .book import ResponseBook
 from .cache_diagnostics import COMPARISON_NOT_FOUND, UNAVAILABLE, Baseline, CacheVerdict, judge
@@ -18,7 +20,9 @@ ECHO_MARKER = "model"
 async def _settings_of(state: ResponseState, book: ResponseBook, owner: str) -> Baseline | None:
     if ECHO_MARKER in state.response:
         return Baseline(state.response)
-    record = await book.get(state.id, owner)  # a hydrated parent: its settings are in its stored record
+    if state.stored_response is not None:  # a hydrated parent, read with its chain
+        return Baseline(orjson.loads(state.stored_response))
+    record = await book.get(state.id, owner)  # its settings are in its stored record
     return Baseline(record.response) if record is not None else None
 
 

@@ -33,6 +33,8 @@ class CacheBudget:
         self._lru.pop((id(cache), lane), None)
 
     def enforce(self, keep: tuple[ConnectionCache, LaneKey]) -> None:
+        if self.total <= self.max_bytes:
+            return  # the common case: no copy of an LRU that holds every lane of every connection
         keep_key = (id(keep[0]), keep[1])
         for key in list(self._lru):
             if self.total <= self.max_bytes:
@@ -69,11 +71,12 @@ class ConnectionCache:
         self.by_id[state.id] = state
         self._add_bytes(state.nbytes)
         self.budget.touch(self, lane)
-        for other in list(self.latest):
-            if self.total <= self.max_bytes:
-                break
-            if other != lane:
-                self.evict_lane(other, reason="connection_budget")
+        if self.total > self.max_bytes:
+            for other in list(self.latest):
+                if self.total <= self.max_bytes:
+                    break
+                if other != lane:
+                    self.evict_lane(other, reason="connection_budget")
         self.budget.enforce((self, lane))
 
     def evict(self, response_id: str, reason: str) -> None:

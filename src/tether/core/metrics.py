@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Gauge, Histogram
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+#: collectors that read one process's live state at scrape time (not prometheus_client metric objects,
+#: which `--workers` adds up across processes): rendered after them by `/metrics`
+PROCESS_COLLECTORS = CollectorRegistry(auto_describe=True)  # describes by collecting: a second engine is refused
 
 TURN_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 
@@ -23,8 +29,10 @@ class _Metrics:
         self.items_handed = Counter(
             "tether_backend_items_handed", "Context items handed to backend sessions to render", ["transport"]
         )
-        self.ws_connections = Gauge("tether_ws_connections", "Open WebSocket connections")
-        self.ws_lanes = Gauge("tether_ws_lanes", "Named lanes open across WebSocket connections")
+        self.ws_connections = Gauge("tether_ws_connections", "Open WebSocket connections", multiprocess_mode="livesum")
+        self.ws_lanes = Gauge(
+            "tether_ws_lanes", "Named lanes open across WebSocket connections", multiprocess_mode="livesum"
+        )
         self.cache_hits = Counter("tether_ws_cache_hits", "previous_response_id found in the connection cache")
         self.cache_misses = Counter("tether_ws_cache_misses", "previous_response_id not in the connection cache")
         self.prompt_cache_diagnostics = Counter(
@@ -36,16 +44,22 @@ class _Metrics:
         )
         self.store_hydrations = Counter("tether_store_hydrations", "Chains rebuilt from the store", ["transport"])
         self.cache_evictions = Counter("tether_ws_cache_evictions", "Cached responses evicted", ["reason"])
-        self.cached_bytes = Gauge("tether_ws_cache_bytes", "Approximate bytes held in WebSocket connection caches")
+        self.cached_bytes = Gauge(
+            "tether_ws_cache_bytes", "Approximate bytes held in WebSocket connection caches",
+            multiprocess_mode="livesum",
+        )
         # The upstream backend's engine pool, per replica (its chat-completions base URL).
         self.upstream_in_flight = Gauge(
-            "tether_upstream_in_flight", "Requests in flight to each engine replica", ["replica"]
+            "tether_upstream_in_flight", "Requests in flight to each engine replica", ["replica"],
+            multiprocess_mode="livesum",
         )
         self.upstream_conversations = Gauge(
-            "tether_upstream_conversations", "Conversations pinned to each engine replica", ["replica"]
+            "tether_upstream_conversations", "Conversations pinned to each engine replica", ["replica"],
+            multiprocess_mode="livesum",
         )
         self.upstream_healthy = Gauge(
-            "tether_upstream_healthy", "1 while an engine replica is taken as healthy, else 0", ["replica"]
+            "tether_upstream_healthy", "1 while an engine replica is taken as healthy, else 0", ["replica"],
+            multiprocess_mode="livemin",  # under --workers: 0 while any worker takes it as down
         )
         self.upstream_requests = Counter(
             "tether_upstream_requests", "Chat-completions requests sent to each engine replica", ["replica"]
@@ -75,7 +89,20 @@ class _Metrics:
             "tether_upstream_cached_token_share",
             "Share of the prompt tokens each engine replica served from its cache, since start",
             ["replica"],
+            multiprocess_mode="liveall",  # a ratio is not summed: one sample per worker (label `pid`)
         )
 
 
 METRICS = _Metrics()
+
+_CHILDREN: dict[tuple[int, tuple[str, ...]], Any] = {}
+
+
+def labelled(metric: Any, *values: str) -> Any:
+    """`metric.labels(*values)`, looked up once per label set: prometheus_client's own lookup (a lock
+    and the label checks) was a few per cent of a cached WebSocket turn's CPU under load."""
+    key = (id(metric), values)
+    child = _CHILDREN.get(key)
+    if child is None:
+        child = _CHILDREN[key] = metric.labels(*values)
+    return child

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -38,7 +38,7 @@ from ..backends.base import (
     ToolCallDelta,
 )
 from ..store.base import StoredResponse
-from . import turn_log
+from . import turn_log, turn_trace
 from .assembler import OutputAssembler
 from .book import ResponseBook
 from .cache_baseline import diagnose
@@ -46,7 +46,7 @@ from .cache_diagnostics import UNAVAILABLE, CacheVerdict
 from .connection_cache import ConnectionCache
 from .context import EMPTY, Context
 from .conversation_settings import model_view, settings_of
-from .metrics import METRICS
+from .metrics import METRICS, labelled
 from .parents import Parent
 from .runner import RUNNER
 from .state import ResponseState
@@ -90,6 +90,8 @@ class Turn:
     verdict: CacheVerdict = UNAVAILABLE
     #: a `compaction_trigger` turn: the compaction item its output holds, made before the response exists
     compaction: Item | None = None
+    #: the client's W3C trace context for this turn (`client_metadata`, else HTTP headers)
+    trace_context: turn_trace.TraceContext | None = None
 
     @property
     def status(self) -> str:
@@ -131,10 +133,12 @@ class TurnEngine:
         transport: str = "http",
         received_at: float | None = None,
         cache: ConnectionCache | None = None,
+        headers: Mapping[str, str] | None = None,
     ) -> Turn:
         """Everything before the response exists. A fork keeps the parent's session for its own lane.
 
-        `cache` (a WebSocket connection's) is where a `comparison_response_id` is looked for first."""
+        `cache` (a WebSocket connection's) is where a `comparison_response_id` is looked for first; `headers`
+        (an HTTP request's) may carry the client's trace context."""
         received = received_at if received_at is not None else time.perf_counter()
         input_items = await self.resolve_input(request, owner)
         state = parent.state if parent is not None else None
@@ -162,7 +166,7 @@ class TurnEngine:
         else:
             session_items = model_view(input_items, len(base), settings.leading)
             METRICS.session_hits.inc()
-        METRICS.items_handed.labels(transport=transport).inc(len(session_items))
+        labelled(METRICS.items_handed, transport).inc(len(session_items))
         return Turn(
             request=request,
             owner=owner,
@@ -178,6 +182,7 @@ class TurnEngine:
             params=params,
             verdict=verdict,
             compaction=compaction,
+            trace_context=turn_trace.trace_context_of(request.client_metadata.values, headers),
         )
 
     async def run(self, turn: Turn) -> AsyncGenerator[Event, None]:
@@ -401,22 +406,32 @@ class TurnEngine:
             added = orjson.dumps([turn.input_items, turn.result.response.get("output") or []])
             turn.result.nbytes = turn.parent_bytes + len(added)
         status = turn.status
-        METRICS.responses.labels(status=status, transport=turn.transport).inc()
+        labelled(METRICS.responses, status, turn.transport).inc()
         server_seconds = max(0.0, time.perf_counter() - turn.received_at - turn.model_seconds)
-        METRICS.turn_server_seconds.labels(transport=turn.transport).observe(server_seconds)
+        labelled(METRICS.turn_server_seconds, turn.transport).observe(server_seconds)
         diagnostics = turn.snapshot.get("prompt_cache_diagnostics") or {}
         if diagnostics:
-            METRICS.prompt_cache_diagnostics.labels(type=diagnostics["type"]).inc()
+            labelled(METRICS.prompt_cache_diagnostics, diagnostics["type"]).inc()
             if diagnostics["type"] == "cache_miss":
                 METRICS.prompt_cache_misses.labels(reason=diagnostics["reason"]).inc()
-        if turn_log.log.isEnabledFor(logging.INFO):
-            turn_log.log_turn(turn_log.turn_fields(
-                response_id=turn.response_id, status=status, transport=turn.transport,
-                lane=turn.request.stream_id, usage=turn.snapshot.get("usage"), server_seconds=server_seconds,
-                model_seconds=turn.model_seconds, replica=turn.session.placement,
-                client_turn_id=turn.request.client_metadata.turn_id,
-                cache=diagnostics.get("reason") or diagnostics.get("type"),
-            ))
+        tracer = turn_trace.tracer()
+        if tracer is None and not turn_log.log.isEnabledFor(logging.INFO):
+            return
+        fields = turn_log.turn_fields(
+            response_id=turn.response_id, status=status, transport=turn.transport,
+            lane=turn.request.stream_id, usage=turn.snapshot.get("usage"), server_seconds=server_seconds,
+            model_seconds=turn.model_seconds, replica=turn.session.placement,
+            client_turn_id=turn.request.client_metadata.turn_id,
+            cache=diagnostics.get("reason") or diagnostics.get("type"),
+        )
+        turn_log.log_turn(fields)
+        if tracer is not None:
+            end_ns = time.time_ns()
+            start_ns = end_ns - int((time.perf_counter() - turn.received_at) * 1e9)
+            try:
+                tracer.record(fields, turn.trace_context, start_ns, end_ns)
+            except Exception:  # telemetry never fails a turn
+                log.exception("could not record the trace span of %s", turn.response_id)
 
 
 def _terminal_type(status: str) -> str:

@@ -26,6 +26,9 @@ class ResponseState:
     #: where the engine holds this conversation (`BackendSession.placement`: an upstream replica), so a
     #: continuation without a live session goes back there (`Backend.session_for`)
     placement: str | None = None
+    #: a parent rebuilt from the store: its whole stored Response as JSON, decoded only if a
+    #: prompt-cache diagnosis needs its settings (`response` then holds just id and output)
+    stored_response: bytes | None = None
 
     @property
     def id(self) -> str:

@@ -7,14 +7,16 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.websockets import WebSocket
 
 from ..api.errors import APIError, server_error
+from ..tracing import start_tracing, stop_tracing
 from . import http_routes as routes
+from .metrics_exposition import exposition
 from .responses import JSON, error_response
 from .state import AppState
 from .ws import serve_websocket
@@ -26,6 +28,7 @@ Handler = Callable[[AppState, Request, str], Awaitable[Response]]
 def create_app(state: AppState) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        tracing = start_tracing(state.config.otel_traces, state.config.otel_endpoint)
         await state.store.open()
         await state.backend.start()
         try:
@@ -33,6 +36,7 @@ def create_app(state: AppState) -> FastAPI:
         finally:
             await state.backend.aclose()
             await state.store.close()
+            stop_tracing(tracing)
 
     app = FastAPI(title="tether", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
     app.state.tether = state
@@ -113,7 +117,7 @@ def create_app(state: AppState) -> FastAPI:
     @app.get("/metrics")
     async def metrics(request: Request) -> Response:
         async def handler(owner: str) -> Response:
-            return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+            return Response(exposition(), media_type=CONTENT_TYPE_LATEST)
 
         return await guarded(request, handler)
 

@@ -33,6 +33,10 @@ class ServerConfig:
     #: compression for clients elsewhere or behind a proxy, none for a client on this machine),
     #: "deflate" (whenever offered) or "off" (declined: every message goes uncompressed)
     ws_compression: str = "auto"
+    #: a trace span per turn (`tether.tracing`): "off", "otlp" (OTLP/HTTP to `otel_endpoint`, else the
+    #: standard OTEL_EXPORTER_OTLP_* variables) or "console"
+    otel_traces: str = "off"
+    otel_endpoint: str | None = None
 
     def connection_limits(self) -> ConnectionLimits:
         return ConnectionLimits(

@@ -61,7 +61,8 @@ async def create_response(state: AppState, http: Request, owner: str) -> Respons
     body = await read_json(http, state.config.max_body_bytes)
     request = parse_create(body)
     parent = await resolve_parent(request.previous_response_id, owner, state.book, transport="http")
-    turn = await state.engine.prepare(request, owner, parent, transport="http", received_at=received)
+    turn = await state.engine.prepare(request, owner, parent, transport="http", received_at=received,
+                                      headers=http.headers)
     if request.background:
         run = await BackgroundRun.start(state.engine, state.book, turn)
         if request.stream:

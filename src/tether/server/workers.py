@@ -20,16 +20,19 @@ import ctypes
 import json
 import os
 import select
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from dataclasses import dataclass
 from typing import Any
 
 from .config import ServerConfig
+from .metrics_exposition import MULTIPROCESS_ENV, forget_process
 
 #: set in a worker's environment: the (host, port) to bind with SO_REUSEPORT, as JSON
 BIND_ENV = "TETHER_WORKER_BIND"
@@ -119,6 +122,7 @@ class Supervisor:
         self.grace_s = grace_s
         self.stopping = threading.Event()
         self.workers: list[Worker] = []
+        self.metrics_dir = ""
 
     def run(self) -> int:
         defaults = ServerConfig()
@@ -131,7 +135,11 @@ class Supervisor:
         except OSError as exc:
             print(f"tether: cannot bind {host}:{port}: {exc}", file=sys.stderr, flush=True)
             return 1
-        with reservation:
+        # The workers' metrics, each in files of its own, so that whichever worker a scrape reaches
+        # answers for all of them (server/metrics_exposition.py).
+        self.metrics_dir = tempfile.mkdtemp(prefix="tether-metrics-")
+        with reservation, contextlib.ExitStack() as cleanup:
+            cleanup.callback(shutil.rmtree, self.metrics_dir, True)
             port = reservation.getsockname()[1]
             for signum in (signal.SIGTERM, signal.SIGINT):
                 signal.signal(signum, lambda *_: self.stopping.set())
@@ -146,7 +154,7 @@ class Supervisor:
         settings = {**vars(self.args), "workers": 1, "host": host, "port": port}
         read_end, write_end = os.pipe()
         env = {**os.environ, BIND_ENV: json.dumps([host, port]), ARGS_ENV: json.dumps(settings),
-               PARENT_ENV: str(os.getpid()), READY_ENV: str(write_end)}
+               PARENT_ENV: str(os.getpid()), READY_ENV: str(write_end), MULTIPROCESS_ENV: self.metrics_dir}
         # A session of its own: a terminal's Ctrl-C reaches the supervisor only, which then stops each
         # worker once (a second signal would make uvicorn skip the drain).
         process = subprocess.Popen([sys.executable, "-m", "tether.server.workers"], env=env,
@@ -181,6 +189,7 @@ class Supervisor:
                     return code or 1
                 print(f"tether: worker {worker.index} (pid {worker.process.pid}) exited with status {code}; "
                       "starting another", file=sys.stderr, flush=True)
+                forget_process(worker.process.pid, self.metrics_dir)
                 self.workers[slot] = self._spawn(worker.index, host, port)
         return 0
 

@@ -46,15 +46,18 @@ class ChainLink:
     #: JSON size of the input and output items: what holding this link in memory roughly costs
     nbytes: int
     placement: str | None = None
+    #: the head link only: its whole stored Response as JSON (settings, instructions, tools), which a
+    #: continuation's prompt-cache diagnosis compares with; read with the chain to save a second query
+    head_response: bytes | None = None
 
     @staticmethod
-    def of(record: StoredResponse) -> ChainLink:
+    def of(record: StoredResponse, head: bool = False) -> ChainLink:
         response = record.response
         output = list(response.get("output") or [])
         nbytes = len(orjson.dumps(record.input_items)) + len(orjson.dumps(output))
         return ChainLink(
             record.id, record.previous_response_id, str(response.get("status")), record.input_items, output, nbytes,
-            record.placement,
+            record.placement, orjson.dumps(response) if head else None,
         )
 
 
@@ -88,7 +91,7 @@ class ResponseStore(abc.ABC):
             record = await self.get(next_id, owner)
             if record is None:
                 return None
-            links.append(ChainLink.of(record))
+            links.append(ChainLink.of(record, head=not links))
             next_id = record.previous_response_id
         return links
 

@@ -50,14 +50,15 @@ ON CONFLICT (owner, id) DO UPDATE SET response_id = EXCLUDED.response_id, item =
 # row. The depth bound stops a corrupted cycle.
 CHAIN_QUERY = """
 WITH RECURSIVE chain AS (
-    SELECT id, previous_response_id, status, input_items, output, placement, 0 AS depth
+    SELECT id, previous_response_id, status, input_items, output, placement, response, 0 AS depth
     FROM responses WHERE id = %(id)s AND owner = %(owner)s
     UNION ALL
-    SELECT r.id, r.previous_response_id, r.status, r.input_items, r.output, r.placement, chain.depth + 1
+    SELECT r.id, r.previous_response_id, r.status, r.input_items, r.output, r.placement, NULL::bytea,
+        chain.depth + 1
     FROM responses r JOIN chain ON r.id = chain.previous_response_id
     WHERE r.owner = %(owner)s AND chain.depth < 100000
 )
-SELECT id, previous_response_id, status, input_items, output, placement FROM chain ORDER BY depth
+SELECT id, previous_response_id, status, input_items, output, placement, response FROM chain ORDER BY depth
 """
 
 
@@ -203,7 +204,7 @@ class PostgresStore(ResponseStore):
             return None  # the head, or some ancestor, is missing (or another owner's)
         return [
             ChainLink(row[0], row[1], row[2], orjson.loads(row[3]), orjson.loads(row[4]), len(row[3]) + len(row[4]),
-                      row[5])
+                      row[5], _as_bytes(row[6]))
             for row in rows
         ]
 
@@ -229,3 +230,10 @@ class PostgresStore(ResponseStore):
             return None
         item: Item = orjson.loads(row[0])
         return item
+
+
+def _as_bytes(value: Any) -> bytes | None:
+    """A JSON column as bytes (text or binary results alike)."""
+    if value is None:
+        return None
+    return value.encode() if isinstance(value, str) else bytes(value)

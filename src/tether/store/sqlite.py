@@ -57,7 +57,8 @@ WITH RECURSIVE chain(id, depth) AS (
     FROM responses r JOIN chain ON r.id = chain.id
     WHERE r.owner = ? AND r.previous_response_id IS NOT NULL AND chain.depth < 100000
 )
-SELECT r.id, r.previous_response_id, r.status, r.input_items, r.output, r.placement
+SELECT r.id, r.previous_response_id, r.status, r.input_items, r.output, r.placement,
+    CASE WHEN chain.depth = 0 THEN r.response END
 FROM chain JOIN responses r ON r.id = chain.id AND r.owner = ?
 ORDER BY chain.depth
 """
@@ -148,7 +149,7 @@ class SQLiteStore(ResponseStore):
             return None  # the head, or some ancestor, is missing (or another owner's)
         return [
             ChainLink(row[0], row[1], row[2], orjson.loads(row[3]), orjson.loads(row[4]), len(row[3]) + len(row[4]),
-                      row[5])
+                      row[5], row[6].encode() if isinstance(row[6], str) else row[6])
             for row in rows
         ]
 

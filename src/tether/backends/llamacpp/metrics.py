@@ -8,7 +8,9 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
-from prometheus_client.registry import REGISTRY, Collector
+from prometheus_client.registry import Collector
+
+from ...core.metrics import PROCESS_COLLECTORS
 
 if TYPE_CHECKING:
     from .engine import Engine
@@ -40,14 +42,14 @@ class EngineCollector(Collector):
     def register(cls, engine: Engine) -> EngineCollector | None:
         collector = cls(engine)
         try:
-            REGISTRY.register(collector)
+            PROCESS_COLLECTORS.register(collector)
         except ValueError:  # another engine in this process already reports (tests load several)
             log.info("engine metrics already registered; this engine's are in /health only")
             return None
         return collector
 
     def unregister(self) -> None:
-        REGISTRY.unregister(self)
+        PROCESS_COLLECTORS.unregister(self)
 
     def collect(self) -> Iterator[Metric]:
         stats = self.engine.stats()
