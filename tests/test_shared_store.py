@@ -262,7 +262,8 @@ def test_metrics_from_any_worker_count_every_worker(tmp_path: Path) -> None:
                 create(http_on(server, workers, one, stack), f"one {k}")
             for k in range(2):
                 create(http_on(server, workers, two, stack), f"two {k}")
-            held = ws_on(server, workers, two, stack)  # a WebSocket open on worker two only
+            # exactly one WebSocket, on whichever worker takes it (ws_on would leave its misses open)
+            held = stack.enter_context(OpenAI(base_url=server.base_url, api_key="unused").responses.connect())
             ws_create(held, "on the socket")
             for pid in (one, two):  # each worker answers for both
                 samples = scraped(http_on(server, workers, pid, stack))
