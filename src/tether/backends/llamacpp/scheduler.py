@@ -5,7 +5,8 @@ holding the next token of every turn that is decoding, plus prompt tokens of the
 prefilling (chunked prefill: up to `PREFILL_CHUNK` while others decode, so a long prompt never stalls
 them for more than a chunk, and the decoding turns share one pass over the weights). Prompt tokens go
 to the turn with the fewest left first, so a short request that arrives during long work gets its
-first token after one step, and a long prompt is never left out more than `STARVE_STEPS` steps.
+first token after one step, and a long prompt is left out at most `STARVE_STEPS` steps in favour of
+other long ones.
 
 When every slot serves a turn and more wait, the turn that has held its slot longest (at least
 `SLICE_STEPS` steps) is parked exactly (`Engine.snapshot`, outside the store's budget, so nothing
@@ -301,15 +302,15 @@ class Scheduler:
         """How many prompt tokens each prefilling turn evaluates this step: `PREFILL_CHUNK` in all while
         other turns decode (each step is a token for them), the whole batch when none does. The turn
         with the fewest prompt tokens left goes first (a continuation's few new tokens before a long
-        first prompt: the least total wait for first tokens), except that one which got nothing for
-        `STARVE_STEPS` steps goes before all."""
+        first prompt: the least total wait for first tokens), except that a long one which got nothing
+        for `STARVE_STEPS` steps goes before the other long ones (`_prefill_rank`)."""
         decoding = sum(1 for t in turns if len(t.pending) == 1)
         room = min(PREFILL_CHUNK if decoding else capacity, capacity - decoding)
         prefilling = [t for t in turns if t.prefilling]
         chunks: dict[int, int] = {}
         if not prefilling or room <= 0:
             return chunks
-        prefilling.sort(key=lambda t: (self._step - t.fed_at < STARVE_STEPS, len(t.pending), t.since))
+        prefilling.sort(key=lambda t: (self._prefill_rank(t), len(t.pending), t.since))
         for turn in prefilling:
             n = min(len(turn.pending), room)
             chunks[id(turn)] = n
@@ -318,6 +319,16 @@ class Scheduler:
             if room == 0:
                 break
         return chunks
+
+    def _prefill_rank(self, turn: Turn) -> int:
+        """0: a prompt that fits in one chunk (a continuation's new tokens: its first token comes next
+        step whatever else waits); 1: a long prompt left out `STARVE_STEPS` steps; 2: other long ones.
+        A starved long prompt goes before other long ones, never before a short one: with 8 agents the
+        starvation rule kept putting first prompts' chunks ahead of continuations, which set their
+        later-turn TTFT tail (BENCHMARKS.md section 4)."""
+        if len(turn.pending) <= PREFILL_CHUNK:
+            return 0
+        return 1 if self._step - turn.fed_at >= STARVE_STEPS else 2
 
     def _after_eval(self, turn: Turn, n: int, index: int | None, share: float) -> None:
         slot = turn.slot
