@@ -27,9 +27,9 @@ import orjson
 from rich.console import Console
 from rich.table import Table
 
-from ..processes import free_port, serving_process
 from .report import machine_note, wide_console, write_json
-from .server import ServerProcess, cpu_seconds_of, script_file, tether_server
+from .server import ServerProcess, cpu_seconds_of, tether_server
+from .server_options import Variant, variant_server
 
 SAMPLE_S = 0.25  # how often the server's memory is read during the window
 
@@ -173,21 +173,16 @@ def plot(points: Sequence[dict[str, Any]], path: Path) -> None:
 
 @contextlib.contextmanager
 def load_server(args: argparse.Namespace) -> Iterator[ServerProcess]:
-    """`tether serve` on the instant model, or with --no-coalesce the same app through `variant_server`
-    (the one way to turn the write coalescing off, which `tether serve` does not offer)."""
+    """`tether serve` on the instant model, or with --no-coalesce the same app as `server_options` runs
+    its variants (the one way to turn the write coalescing off, which `tether serve` does not offer)."""
     script = agent_script(args.turns_per_loop)
     if not args.no_coalesce:
         with tether_server(script, sqlite=False, serve_args=["--ws-compression", args.ws_compression]) as server:
             yield server
         return
-    with tempfile.TemporaryDirectory(prefix="tether-load-") as tmp:
-        port = free_port()
-        command = [sys.executable, "-m", "tether.bench.variant_server", "--script",
-                   str(script_file(script, Path(tmp))), "--port", str(port), "--compression", args.ws_compression,
-                   "--no-coalesce"]
-        url = f"http://127.0.0.1:{port}"
-        with serving_process(command, Path(tmp) / "server.log", url + "/health") as process:
-            yield ServerProcess(url, process, Path(tmp) / "server.log")
+    variant = Variant("uncoalesced", compression=args.ws_compression, coalesce=False)
+    with tempfile.TemporaryDirectory(prefix="tether-load-") as tmp, variant_server(variant, script, Path(tmp)) as s:
+        yield s
 
 
 def main(argv: list[str] | None = None) -> int:
