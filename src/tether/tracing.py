@@ -33,23 +33,28 @@ class OpenTelemetryTurnTracer:
             from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 
             exporter = OTLPSpanExporter(endpoint=endpoint) if endpoint else OTLPSpanExporter()
+        from opentelemetry import trace
+        from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+
         self.provider = TracerProvider(resource=Resource.create({"service.name": service_name}))
         self.provider.add_span_processor(BatchSpanProcessor(exporter, schedule_delay_millis=EXPORT_DELAY_MS))
         self.tracer = self.provider.get_tracer("tether")
+        self.propagator = TraceContextTextMapPropagator()
+        self.server_kind = trace.SpanKind.SERVER
+        self.failed_status = trace.Status(trace.StatusCode.ERROR, "the response failed")
 
     def record(self, fields: dict[str, Any], parent: TraceContext | None, start_ns: int, end_ns: int) -> None:
-        from opentelemetry.trace import SpanKind, Status, StatusCode
-        from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
-
-        carrier = {"traceparent": parent.traceparent} if parent is not None else {}
-        if parent is not None and parent.tracestate:
-            carrier["tracestate"] = parent.tracestate
-        context = TraceContextTextMapPropagator().extract(carrier) if carrier else None
+        context = None
+        if parent is not None:
+            carrier = {"traceparent": parent.traceparent}
+            if parent.tracestate:
+                carrier["tracestate"] = parent.tracestate
+            context = self.propagator.extract(carrier)
         attributes = {f"tether.{key}": value for key, value in fields.items() if value is not None}
-        span = self.tracer.start_span("responses.create", context=context, kind=SpanKind.SERVER,
+        span = self.tracer.start_span("responses.create", context=context, kind=self.server_kind,
                                       start_time=start_ns, attributes=attributes)
         if fields.get("status") == "failed":
-            span.set_status(Status(StatusCode.ERROR, "the response failed"))
+            span.set_status(self.failed_status)
         span.end(end_time=end_ns)
 
     def shutdown(self) -> None:

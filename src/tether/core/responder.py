@@ -182,7 +182,8 @@ class TurnEngine:
             params=params,
             verdict=verdict,
             compaction=compaction,
-            trace_context=turn_trace.trace_context_of(request.client_metadata.values, headers),
+            trace_context=(turn_trace.trace_context_of(request.client_metadata.values, headers)
+                           if turn_trace.tracer() is not None else None),
         )
 
     async def run(self, turn: Turn) -> AsyncGenerator[Event, None]:
