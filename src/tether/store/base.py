@@ -98,3 +98,10 @@ class ResponseStore(abc.ABC):
     @abc.abstractmethod
     async def get_item(self, item_id: str, owner: str) -> Item | None:
         """An input or output item of any stored response of this owner, by its id."""
+
+
+def json_bytes(value: Any) -> bytes | None:
+    """A JSON column as bytes, whatever the driver returns for it (bytes, memoryview, text), or None."""
+    if value is None:
+        return None
+    return value.encode() if isinstance(value, str) else bytes(value)

@@ -20,7 +20,7 @@ import psycopg
 from psycopg_pool import AsyncConnectionPool
 
 from ..api.items import Item
-from .base import ChainLink, ResponseStore, StoredResponse
+from .base import ChainLink, ResponseStore, StoredResponse, json_bytes
 from .pg_schema import MIGRATIONS, Migration, migrate
 
 log = logging.getLogger("tether.store")
@@ -204,7 +204,7 @@ class PostgresStore(ResponseStore):
             return None  # the head, or some ancestor, is missing (or another owner's)
         return [
             ChainLink(row[0], row[1], row[2], orjson.loads(row[3]), orjson.loads(row[4]), len(row[3]) + len(row[4]),
-                      row[5], _as_bytes(row[6]))
+                      row[5], json_bytes(row[6]))
             for row in rows
         ]
 
@@ -230,10 +230,3 @@ class PostgresStore(ResponseStore):
             return None
         item: Item = orjson.loads(row[0])
         return item
-
-
-def _as_bytes(value: Any) -> bytes | None:
-    """A JSON column as bytes (text or binary results alike)."""
-    if value is None:
-        return None
-    return value.encode() if isinstance(value, str) else bytes(value)

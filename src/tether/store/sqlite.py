@@ -16,7 +16,7 @@ from typing import Any
 import orjson
 
 from ..api.items import Item
-from .base import ChainLink, ResponseStore, StoredResponse
+from .base import ChainLink, ResponseStore, StoredResponse, json_bytes
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS responses (
@@ -149,7 +149,7 @@ class SQLiteStore(ResponseStore):
             return None  # the head, or some ancestor, is missing (or another owner's)
         return [
             ChainLink(row[0], row[1], row[2], orjson.loads(row[3]), orjson.loads(row[4]), len(row[3]) + len(row[4]),
-                      row[5], row[6].encode() if isinstance(row[6], str) else row[6])
+                      row[5], json_bytes(row[6]))
             for row in rows
         ]
 
