@@ -36,13 +36,17 @@ def until(conn: Any, kind: str) -> list[dict[str, Any]]:
             return events
 
 
+def start_counting(conn: Any, up_to: int, max_output_tokens: int) -> str:
+    """Start a long greedy answer and wait for its first text; the response's id."""
+    conn.response.create(model=MODEL, input=f"Count from 1 to {up_to}, one number a line.", store=False,
+                         temperature=0, max_output_tokens=max_output_tokens)
+    first = until(conn, "response.output_text.delta")
+    return str(first[0]["response"]["id"])
+
+
 def test_a_steered_successor_continues_the_stopped_responses_kv_state(server: RunningServer) -> None:
-    client = OpenAI(base_url=server.base_url, api_key="unused")
-    with client.responses.connect() as conn:
-        conn.response.create(model=MODEL, input="Count from 1 to 200, one number a line.", store=False,
-                             temperature=0, max_output_tokens=64)
-        first = until(conn, "response.output_text.delta")
-        response_id = first[0]["response"]["id"]
+    with OpenAI(base_url=server.base_url, api_key="unused").responses.connect() as conn:
+        response_id = start_counting(conn, 200, max_output_tokens=64)
         conn.response.steer(input="Stop counting and say hello.", previous_response_id=response_id)
         stopped = until(conn, "response.incomplete")[-1]["response"]
         assert stopped["incomplete_details"] == {"reason": "steered"}
@@ -58,12 +62,8 @@ def test_a_steered_successor_continues_the_stopped_responses_kv_state(server: Ru
 
 
 def test_an_interrupt_stops_the_engine_and_the_next_turn_works(server: RunningServer) -> None:
-    client = OpenAI(base_url=server.base_url, api_key="unused")
-    with client.responses.connect() as conn:
-        conn.response.create(model=MODEL, input="Count from 1 to 300, one number a line.", store=False,
-                             temperature=0, max_output_tokens=1000)
-        first = until(conn, "response.output_text.delta")
-        response_id = first[0]["response"]["id"]
+    with OpenAI(base_url=server.base_url, api_key="unused").responses.connect() as conn:
+        response_id = start_counting(conn, 300, max_output_tokens=1000)
         conn.send({"type": "response.interrupt", "response_id": response_id, "mode": "discard_partial_items"})
         events = until(conn, "response.incomplete")
         kinds = [event["type"] for event in events]

@@ -414,7 +414,7 @@ class TurnEngine:
         if diagnostics:
             labelled(METRICS.prompt_cache_diagnostics, diagnostics["type"]).inc()
             if diagnostics["type"] == "cache_miss":
-                METRICS.prompt_cache_misses.labels(reason=diagnostics["reason"]).inc()
+                labelled(METRICS.prompt_cache_misses, diagnostics["reason"]).inc()
         tracer = turn_trace.tracer()
         if tracer is None and not turn_log.log.isEnabledFor(logging.INFO):
             return
