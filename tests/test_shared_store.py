@@ -131,6 +131,33 @@ def test_the_other_process_reads_a_response_right_after_its_terminal_event(
         previous = continued["id"]
 
 
+def recent_hits(server: RunningServer) -> float:
+    """How many continuations this process served from its memory of recently committed responses."""
+    families = text_string_to_metric_families(httpx.get(f"{server.url}/metrics").text)
+    return sum(sample.value for family in families if family.name == "tether_recent_responses"
+               for sample in family.samples if sample.name.endswith("_total") and sample.labels["result"] == "hit")
+
+
+def test_a_deletion_on_one_process_stops_the_others_memory_continuing_the_chain(
+    pair: list[RunningServer], https: list[httpx.Client]
+) -> None:
+    here, there = https
+    first = create(here, "turn 0")
+    second = create(here, "turn 1", first["id"])
+    hits = recent_hits(pair[0])
+    third = create(here, "turn 2", second["id"])
+    assert output_text(third) == "shared answer 2"
+    assert recent_hits(pair[0]) == hits + 1  # served from this process's memory, not the chain read
+    assert there.delete(f"/v1/responses/{first['id']}").status_code == 200  # an ancestor, elsewhere
+    refused = here.post("/v1/responses", json=body("turn 3", third["id"]))
+    assert refused.status_code == 400, refused.text
+    assert refused.json()["error"]["code"] == "previous_response_not_found"
+    head = create(here, "again 0")
+    assert there.delete(f"/v1/responses/{head['id']}").status_code == 200  # the head itself
+    refused = here.post("/v1/responses", json=body("again 1", head["id"]))
+    assert refused.json()["error"]["code"] == "previous_response_not_found"
+
+
 # -- one port, `--workers 2`, one SQLite file -----------------------------------------------------------
 
 

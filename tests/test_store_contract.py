@@ -127,6 +127,28 @@ async def test_the_replica_and_the_runner_are_kept(store: ResponseStore) -> None
     assert chain is not None and [link.placement for link in chain] == [None, "http://replica-2:8080/v1"]
 
 
+async def test_deletions_are_counted_and_seen_by_saves_and_chain_reads(store: ResponseStore) -> None:
+    """What a process's memory of recent chains checks before it serves one (`core/recent.py`)."""
+    before = await store.deletions()
+    assert await store.save(record("resp_n1")) == before
+    assert await store.save(record("resp_n2", parent="resp_n1")) == before
+    assert await store.delete("resp_n2", "bob") is False  # nothing deleted: not counted
+    assert await store.delete("resp_never", "alice") is False
+    assert await store.deletions() == before
+    assert await store.delete("resp_n2", "alice") is True
+    assert await store.deletions() == before + 1
+    chain = await store.get_chain("resp_n1", "alice")
+    assert chain is not None and chain[0].deletions == before + 1
+    assert await store.save(record("resp_n3", parent="resp_n1")) == before + 1
+
+
+async def test_an_item_id_given_twice_in_one_response_keeps_the_last(store: ResponseStore) -> None:
+    twice = record("resp_t1")
+    twice.input_items = [message("msg_same", "first"), message("msg_same", "second")]
+    await store.save(twice)
+    assert await store.get_item("msg_same", "alice") == message("msg_same", "second")
+
+
 @pytest.mark.parametrize("kind", STORED_KINDS)
 async def test_save_is_committed_when_it_returns(kind: str, request: pytest.FixtureRequest, tmp_path: Path) -> None:
     """What another process sees: a second handle on the same database reads the write at once."""

@@ -63,6 +63,9 @@ def add_serve_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -
                        help="cached state per WebSocket connection (MiB, default: 256)")
     serve.add_argument("--ws-cache-total-mb", type=int, default=None,
                        help="cached state of all connections (MiB, default: 2048)")
+    serve.add_argument("--recent-responses-mb", type=int, default=None,
+                       help="store:true responses kept in memory for HTTP continuations, checked against the "
+                            "store's deletions before use (MiB, default: 256; 0: always read the store)")
     serve.add_argument("--kv-budget-mb", type=int, default=None,
                        help="llamacpp: parked KV state budget (MiB, default: 512)")
     serve.add_argument("--ctx", type=int, default=None, help="llamacpp: context length in tokens (default: 8192)")
@@ -123,6 +126,8 @@ def serve_settings(args: argparse.Namespace) -> ServeSettings:
             otel_endpoint=args.otel_endpoint,
             ws_cache_bytes_per_connection=args.ws_cache_mb * mib if args.ws_cache_mb is not None else None,
             ws_cache_bytes_total=args.ws_cache_total_mb * mib if args.ws_cache_total_mb is not None else None,
+            recent_response_bytes=(args.recent_responses_mb * mib if args.recent_responses_mb is not None
+                                   else None),
         ),
     )
     return ServeSettings(server, backend, args.store or default_store(), args.log_level)

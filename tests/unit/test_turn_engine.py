@@ -19,7 +19,7 @@ OWNER = "owner-a"
 
 
 class FailingStore(MemoryStore):
-    async def save(self, record: StoredResponse) -> None:
+    async def save(self, record: StoredResponse) -> int:
         raise OSError("disk full")
 
 

@@ -200,7 +200,7 @@ class ScriptedSession(BackendSession):
         delay = script.ttft_ms / 1000.0
         if script.prefill_tokens_per_second:
             delay += (prompt_tokens - cached_tokens) / script.prefill_tokens_per_second
-        slept = await _sleep_until(time.perf_counter() + delay)
+        slept = await sleep_until(time.perf_counter() + delay)
         pacer = Pacer(script.tokens_per_second)
         produced = 0
         limit = params.max_output_tokens
@@ -214,7 +214,8 @@ class ScriptedSession(BackendSession):
                 if self._stopping:
                     break  # steered: end here, at a token boundary, with the state matching the output
                 produced += cost
-                slept += await pacer.spend(cost)
+                if (deadline := pacer.spend(cost)) is not None:
+                    slept += await sleep_until(deadline)
                 yield TextDelta(chunk)
         for index, call in enumerate(turn.tool_calls):
             if self._stopping:
@@ -224,7 +225,8 @@ class ScriptedSession(BackendSession):
             for chunk in chunks(call.arguments) or [""]:
                 cost = approx_tokens(chunk)
                 produced += cost
-                slept += await pacer.spend(cost)
+                if (deadline := pacer.spend(cost)) is not None:
+                    slept += await sleep_until(deadline)
                 if not name_sent:
                     yield ToolCallDelta(index, chunk, name=call.name, call_id=call_id)
                     name_sent = True
@@ -253,7 +255,7 @@ def chunks(text: str) -> list[str]:
     return [text[i : i + CHARS_PER_DELTA] for i in range(0, len(text), CHARS_PER_DELTA)]
 
 
-async def _sleep_until(deadline: float) -> float:
+async def sleep_until(deadline: float) -> float:
     """Sleeps until `deadline`; returns the seconds actually slept (the model's simulated time)."""
     before = time.perf_counter()
     if deadline - before > 0:
@@ -270,12 +272,12 @@ class Pacer:
         self.rate = tokens_per_second
         self.spent = 0
 
-    async def spend(self, tokens: int) -> float:
+    def spend(self, tokens: int) -> float | None:
+        """Count `tokens` out; the time to sleep until before they are due, or None when they already are
+        (no coroutine then: a fast model would spend most of its turn creating them)."""
         self.spent += tokens
         deadline = self.start + self.spent / self.rate
-        if deadline - time.perf_counter() > 0.001:
-            return await _sleep_until(deadline)
-        return 0.0
+        return deadline if deadline - time.perf_counter() > 0.001 else None
 
 
 class ScriptedBackend(Backend):

@@ -31,7 +31,7 @@ from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
 from ..api.ids import new_id
-from ..backends.scripted import Pacer, PrefixRegistry, Script, ScriptedTurn, chunks
+from ..backends.scripted import Pacer, PrefixRegistry, Script, ScriptedTurn, chunks, sleep_until
 from ..backends.tokens import ITEM_OVERHEAD_TOKENS, approx_tokens
 
 LEDGER_SIZE = 10_000
@@ -230,7 +230,8 @@ class ChatUpstream:
                 played.finish_reason = "length"
                 return
             played.tokens += cost
-            await pacer.spend(cost)
+            if (deadline := pacer.spend(cost)) is not None:
+                await sleep_until(deadline)
             played.text += chunk
             yield {"content": chunk}
         calls: list[dict[str, Any]] = []
@@ -243,7 +244,8 @@ class ChatUpstream:
             for chunk in chunks(call.arguments):
                 cost = approx_tokens(chunk)
                 played.tokens += cost
-                await pacer.spend(cost)
+                if (deadline := pacer.spend(cost)) is not None:
+                    await sleep_until(deadline)
                 yield {"tool_calls": [{"index": index, "function": {"arguments": chunk}}]}
         if calls:
             played.tool_calls = calls

@@ -14,6 +14,7 @@ from typing import Any, Protocol
 from ..api.items import Item
 from ..store.base import ResponseStore, StoredResponse
 from .context import EMPTY, Context
+from .recent import RecentResponses
 from .runner import runner_alive
 from .state import ResponseState
 
@@ -40,15 +41,25 @@ class LiveResponse(Protocol):
         """Stop the run and wait until its cancellation is recorded."""
 
 
+#: bytes of recently committed contexts a process keeps for continuations (`RecentResponses`)
+RECENT_RESPONSE_BYTES = 256 * 1024 * 1024
+
+
 class ResponseBook:
-    def __init__(self, store: ResponseStore) -> None:
+    def __init__(self, store: ResponseStore, recent_bytes: int = RECENT_RESPONSE_BYTES) -> None:
         self.store = store
+        self.recent = RecentResponses(recent_bytes)
         self._live: dict[str, LiveResponse] = {}
 
     # -- writes -------------------------------------------------------------------------------
-    async def save(self, record: StoredResponse) -> None:
-        """Commit a response to the store; when this returns, a crash cannot lose it."""
-        await self.store.save(record)
+    async def save(self, record: StoredResponse) -> int:
+        """Commit a response to the store; when this returns, a crash cannot lose it. Returns the store's
+        count of deletions as the commit saw it."""
+        return await self.store.save(record)
+
+    def remember(self, state: ResponseState, parent_id: str | None) -> None:
+        """A committed response a continuation may start from without reading the store's chain."""
+        self.recent.remember(state, parent_id)
 
     def track_live(self, response_id: str, live: LiveResponse) -> None:
         self._live[response_id] = live
@@ -87,15 +98,23 @@ class ResponseBook:
         return failed
 
     async def delete(self, response_id: str, owner: str) -> bool:
-        return await self.store.delete(response_id, owner)
+        deleted = await self.store.delete(response_id, owner)
+        if deleted:
+            self.recent.forget(response_id)
+        return deleted
 
     async def get_item(self, item_id: str, owner: str) -> Item | None:
         return await self.store.get_item(item_id, owner)
 
     async def hydrate(self, response_id: str, owner: str) -> ResponseState | None:
-        """Rebuild a stored chain's context in one store call, checking the owner on every hop."""
+        """A stored chain's context: recalled from the recently committed responses if no deletion happened
+        since (one small read), else rebuilt in one store call that checks the owner on every hop."""
         if self.live(response_id, owner) is not None:
             return None  # still running: not a parent yet
+        if self.recent.holds(response_id, owner):
+            recalled = self.recent.recall(response_id, owner, await self.store.deletions())
+            if recalled is not None:
+                return recalled
         links = await self.store.get_chain(response_id, owner)
         if links is None or any(link.status in ("queued", "in_progress") for link in links):
             return None
@@ -107,4 +126,4 @@ class ResponseBook:
         response = {"id": head.id, "object": "response", "status": head.status, "output": head.output, "store": True}
         nbytes = sum(link.nbytes for link in links)
         return ResponseState(response, head.input_items, context, owner, nbytes=nbytes, placement=head.placement,
-                             stored_response=head.head_response)
+                             stored_response=head.head_response, deletions=head.deletions)

@@ -81,6 +81,9 @@ class CacheVerdict:
 
 
 UNAVAILABLE = CacheVerdict("unavailable")
+#: the verdict of almost every agent turn, made once
+CACHE_HIT = CacheVerdict("cache_hit")
+CACHE_HIT_EXPLICIT = CacheVerdict("cache_hit", explicit=True)
 COMPARISON_NOT_FOUND = CacheVerdict("comparison_response_not_found")
 
 
@@ -168,7 +171,7 @@ def judge(baseline: Baseline | None, now: Mapping[str, Any], context: Sequence[I
             return verdict
     if before["service_tier"] != after["service_tier"]:
         return CacheVerdict("cache_miss", "service_tier_changed", explicit=explicit)
-    return CacheVerdict("cache_hit", explicit=explicit)
+    return CACHE_HIT_EXPLICIT if explicit else CACHE_HIT
 
 
 def _context_divergence(before: Sequence[Item], now: Sequence[Item]) -> CacheVerdict | None:

@@ -42,7 +42,21 @@ class _Metrics:
             "tether_prompt_cache_misses", "Responses whose prompt could not reuse the compared one's, by reason",
             ["reason"],
         )
-        self.store_hydrations = Counter("tether_store_hydrations", "Chains rebuilt from the store", ["transport"])
+        self.store_hydrations = Counter(
+            "tether_store_hydrations",
+            "Parents resolved from the store: chains read whole, or recalled from the recent responses",
+            ["transport"],
+        )
+        self.recent_responses = Counter(
+            "tether_recent_responses",
+            "Continuations of a recently committed response served from memory (hit) or, after a deletion, "
+            "read from the store again (stale)",
+            ["result"],
+        )
+        self.recent_response_bytes = Gauge(
+            "tether_recent_response_bytes", "Approximate bytes held by the recently committed responses kept",
+            multiprocess_mode="livesum",
+        )
         self.cache_evictions = Counter("tether_ws_cache_evictions", "Cached responses evicted", ["reason"])
         self.cached_bytes = Gauge(
             "tether_ws_cache_bytes", "Approximate bytes held in WebSocket connection caches",

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from ..api.errors import previous_response_not_found
 from .book import ResponseBook
 from .connection_cache import ConnectionCache, LaneKey
-from .metrics import METRICS
+from .metrics import METRICS, labelled
 from .state import ResponseState
 
 
@@ -42,5 +42,5 @@ async def resolve_parent(
     hydrated = await book.hydrate(previous_response_id, owner)
     if hydrated is None:
         raise previous_response_not_found(previous_response_id)
-    METRICS.store_hydrations.labels(transport=transport).inc()
+    labelled(METRICS.store_hydrations, transport).inc()
     return Parent(hydrated, fork=False, source="store")

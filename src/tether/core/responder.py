@@ -92,6 +92,13 @@ class Turn:
     compaction: Item | None = None
     #: the client's W3C trace context for this turn (`client_metadata`, else HTTP headers)
     trace_context: turn_trace.TraceContext | None = None
+    #: the parent's id, and whether the whole chain up to it is stored, with the store's count of
+    #: deletions when that was known (`ResponseState.deletions`); no parent: the chain starts here
+    parent_id: str | None = None
+    parent_stored: bool = True
+    parent_deletions: int | None = None
+    #: the result's `nbytes` is set (once: before a commit remembers it, or after the terminal event)
+    sized: bool = False
 
     @property
     def status(self) -> str:
@@ -184,6 +191,9 @@ class TurnEngine:
             compaction=compaction,
             trace_context=(turn_trace.trace_context_of(request.client_metadata.values, headers)
                            if turn_trace.tracer() is not None else None),
+            parent_id=state.id if state is not None else None,
+            parent_stored=state is None or state.deletions is not None,
+            parent_deletions=state.deletions if state is not None else None,
         )
 
     async def run(self, turn: Turn) -> AsyncGenerator[Event, None]:
@@ -390,7 +400,7 @@ class TurnEngine:
         if not turn.request.store or turn.status not in FINAL_STATUSES:
             return
         try:
-            await self.book.save(turn.record())
+            deletions = await self.book.save(turn.record())
         except Exception:
             log.exception("could not persist response %s", turn.response_id)
             turn.session.broken = True
@@ -400,12 +410,18 @@ class TurnEngine:
                 usage=Usage(), error={"code": "server_error", "message": "The response could not be stored."},
                 prompt_cache_diagnostics=turn.snapshot.get("prompt_cache_diagnostics"),
             )
+            return
+        result = turn.result
+        if result is not None and turn.parent_stored:
+            # Whole while nothing was deleted since the parent's chain was read, and since this commit.
+            parent = turn.parent_deletions
+            result.deletions = deletions if parent is None else min(parent, deletions)
+            _size(turn)
+            self.book.remember(result, turn.parent_id)
 
     def _account(self, turn: Turn) -> None:
         """After the terminal event (or the run's end, however it ended): size the cached state, count."""
-        if turn.result is not None:
-            added = orjson.dumps([turn.input_items, turn.result.response.get("output") or []])
-            turn.result.nbytes = turn.parent_bytes + len(added)
+        _size(turn)
         status = turn.status
         labelled(METRICS.responses, status, turn.transport).inc()
         server_seconds = max(0.0, time.perf_counter() - turn.received_at - turn.model_seconds)
@@ -433,6 +449,14 @@ class TurnEngine:
                 tracer.record(fields, turn.trace_context, start_ns, end_ns)
             except Exception:  # telemetry never fails a turn
                 log.exception("could not record the trace span of %s", turn.response_id)
+
+
+def _size(turn: Turn) -> None:
+    """The result's approximate memory (its context's JSON bytes), for the caches' bounds."""
+    if turn.result is not None and not turn.sized:
+        added = orjson.dumps([turn.input_items, turn.result.response.get("output") or []])
+        turn.result.nbytes = turn.parent_bytes + len(added)
+        turn.sized = True
 
 
 def _terminal_type(status: str) -> str:

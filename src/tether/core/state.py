@@ -29,6 +29,9 @@ class ResponseState:
     #: a parent rebuilt from the store: its whole stored Response as JSON, decoded only if a
     #: prompt-cache diagnosis needs its settings (`response` then holds just id and output)
     stored_response: bytes | None = None
+    #: the store's count of deletions (`ResponseStore.deletions`) when this state's whole chain was last
+    #: known to be stored; None when some of it is not stored (it then cannot be continued from the store)
+    deletions: int | None = None
 
     @property
     def id(self) -> str:

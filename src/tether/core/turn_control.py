@@ -7,6 +7,7 @@ and emits the events that belong to the response's own stream (accepted, interru
 from __future__ import annotations
 
 import asyncio
+from collections import deque
 from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -80,27 +81,50 @@ class _Failed:
     error: BaseException
 
 
+class _Relay:
+    """The feeder's items for the one consumer: a deque, and one future while the consumer waits.
+    (asyncio.Queue's locks, loop checks and its `Event` cost more per turn than the relay's whole job.)"""
+
+    __slots__ = ("items", "waiter")
+
+    def __init__(self) -> None:
+        self.items: deque[Delta | Wake | _Failed | None] = deque()
+        self.waiter: asyncio.Future[None] | None = None
+
+    def put(self, item: Delta | Wake | _Failed | None) -> None:
+        self.items.append(item)
+        waiter, self.waiter = self.waiter, None
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    async def get(self) -> Delta | Wake | _Failed | None:
+        while not self.items:
+            self.waiter = asyncio.get_running_loop().create_future()
+            await self.waiter
+        return self.items.popleft()
+
+
 async def controlled(stream: AsyncIterator[Delta], control: TurnControl) -> AsyncGenerator[Delta | Wake, None]:
     """The backend's deltas, interleaved with `WAKE` whenever the control is touched, even while the
     backend is blocked (a long prefill). Leaving the loop cancels the backend's generation."""
-    queue: asyncio.Queue[Delta | Wake | _Failed | None] = asyncio.Queue()
+    relay = _Relay()
 
     async def feed() -> None:
         try:
             async for delta in stream:
-                queue.put_nowait(delta)
+                relay.put(delta)
         except asyncio.CancelledError:
             return
         except Exception as exc:  # the turn engine decides what a backend failure becomes
-            queue.put_nowait(_Failed(exc))
+            relay.put(_Failed(exc))
             return
-        queue.put_nowait(None)
+        relay.put(None)
 
     feeder = asyncio.get_running_loop().create_task(feed())
-    control.attach(lambda: queue.put_nowait(WAKE))
+    control.attach(lambda: relay.put(WAKE))
     try:
         while True:
-            item = await queue.get()
+            item = await relay.get()
             if item is None:
                 return
             if isinstance(item, _Failed):

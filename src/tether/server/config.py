@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from ..core.book import RECENT_RESPONSE_BYTES
 from ..core.connection import ConnectionLimits
 
 
@@ -22,6 +23,8 @@ class ServerConfig:
     ws_cache_bytes_per_connection: int = 256 * 1024 * 1024
     #: bytes of cached conversation state all connections together may hold
     ws_cache_bytes_total: int = 2 * 1024 * 1024 * 1024
+    #: bytes of recently committed `store: true` contexts kept for continuations (`core/recent.py`)
+    recent_response_bytes: int = RECENT_RESPONSE_BYTES
     ws_max_named_lanes: int = 32
     ws_max_in_flight: int = 16
     #: creates one connection may have waiting, and their bytes, before the server stops reading it

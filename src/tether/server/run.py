@@ -18,6 +18,7 @@ from ..core.background import drain_background
 from ..store.base import ResponseStore
 from .app import create_app
 from .config import ServerConfig
+from .gc_tuning import tune_for_serving
 from .limits import default_max_connections, install_exhaustion_filter, raise_fd_limit
 from .state import AppState
 from .workers import worker_sockets
@@ -34,9 +35,13 @@ class _Uvicorn(uvicorn.Server):
         super().__init__(config)
         self.tether = state
         self.announce = announce
+        #: this process is the server's own (`tether serve`): tune its garbage collector once started
+        self.tune_gc = False
 
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
         await super().startup(sockets)
+        if self.started and self.tune_gc:
+            tune_for_serving()
         if self.started and self.announce:
             print(f"tether listening on {self.url}  (backend: {self.tether.backend.name})", flush=True)
 
@@ -102,6 +107,7 @@ class TetherServer:
                 file=sys.stderr,
                 flush=True,
             )
+        self._uvicorn.tune_gc = True
         self._uvicorn.run(sockets=worker_sockets())  # None unless this is one of --workers
 
     def start(self, wait_s: float = 60.0) -> TetherServer:

@@ -28,7 +28,7 @@ class AppState:
 
     @staticmethod
     def build(config: ServerConfig, backend: Backend, store: ResponseStore) -> AppState:
-        book = ResponseBook(store)
+        book = ResponseBook(store, config.recent_response_bytes)
         return AppState(
             config,
             backend,

@@ -11,13 +11,14 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Callable
 from typing import Any
 
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from ..api.client_events import binary_frame_error, decode_client_event
 from ..api.errors import APIError, server_error
-from ..api.framing import dumps_text
+from ..api.framing import dumps_text, encode_event
 from ..core.connection import (
     CLOSE_GOING_AWAY,
     Close,
@@ -31,6 +32,7 @@ from ..core.metrics import METRICS
 from .responses import error_response
 from .state import AppState
 from .ws_handshake import upgrade_headers
+from .ws_protocol import DIRECT_SEND
 
 log = logging.getLogger("tether.ws")
 
@@ -77,6 +79,10 @@ class WebSocketPump:
         self.connection = connection
         self.grace_seconds = grace_seconds
         self._send_lock = asyncio.Lock()
+        #: tether's protocol writes a frame synchronously (`ws_protocol.DIRECT_SEND`); None under others
+        self._send_frame: Callable[[bytes, int, bytes | None], None] | None = (
+            ws.scope.get("extensions", {}).get(DIRECT_SEND)
+        )
         self._turns: set[asyncio.Task[None]] = set()
         self._room = asyncio.Event()
         self._room.set()
@@ -155,6 +161,14 @@ class WebSocketPump:
 
     async def send(self, event: dict[str, Any]) -> None:
         if self.closed:
+            return
+        send_frame = self._send_frame
+        if send_frame is not None:
+            # Synchronous, so it needs no lock: nothing else can write in the middle of this frame.
+            try:
+                send_frame(*encode_event(event))
+            except OSError:  # the peer is gone (what starlette makes of the ASGI send's error too)
+                raise WebSocketDisconnect(code=1006) from None
             return
         async with self._send_lock:
             await self.ws.send_text(dumps_text(event))

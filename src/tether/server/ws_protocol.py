@@ -4,7 +4,10 @@
   (`--ws-compression auto`) for clients elsewhere or behind a proxy, not for a client on this machine
   (there it saves no time and costs CPU at both ends); `deflate` whenever offered; `off` never. The
   echo's place in each lifecycle event is handed to the extension;
-- the frames written during one pass of the event loop sent in one write (`CoalescingTransport`).
+- the frames written during one pass of the event loop sent in one write (`CoalescingTransport`);
+- a direct way for tether's pump to write an event's frame (`DIRECT_SEND` in the scope's extensions):
+  the JSON bytes straight into a text frame, without the ASGI message, the per-call state checks of
+  starlette and uvicorn, and the bytes -> str -> bytes round trip of `websocket.send` with `text`.
 """
 
 from __future__ import annotations
@@ -14,13 +17,18 @@ import ipaddress
 from collections.abc import Sequence
 from typing import Any
 
+from uvicorn.protocols.utils import ClientDisconnected
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 from websockets.datastructures import Headers
+from websockets.exceptions import InvalidState
 from websockets.extensions.base import ServerExtensionFactory
 from websockets.http11 import Request
 
 from ..api.framing import EventText
 from .ws_compression import DEFAULT_DEFLATE, DeflateSettings, SelectiveDeflate, SelectiveDeflateFactory
+
+#: the scope extension holding `TetherWebSocketProtocol.send_frame` (absent under another server)
+DIRECT_SEND = "tether.websocket.send_frame"
 
 #: headers a reverse proxy adds: a loopback peer that sends one speaks for a client elsewhere
 FORWARDING_HEADERS = ("forwarded", "x-forwarded-for", "x-real-ip")
@@ -39,6 +47,8 @@ class CoalescingTransport:
         self._loop = loop
         self._held: list[bytes] = []
         self._held_bytes = 0
+        # What is asked on every frame, bound here: through `__getattr__` it cost 5% of a loaded process.
+        self.is_closing = transport.is_closing
 
     def write(self, data: bytes) -> None:
         if not data:
@@ -89,6 +99,25 @@ class TetherWebSocketProtocol(WebSocketsSansIOProtocol):
         if self.decline_on_loopback and direct_loopback(self.client, event.headers):
             self.conn.available_extensions = []
         super().handle_connect(event)
+        scope = getattr(self, "scope", None)
+        if scope is not None:
+            scope["extensions"][DIRECT_SEND] = self.send_frame
+
+    def send_frame(self, payload: bytes, echo_start: int = -1, echo: bytes | None = None) -> None:
+        """Write one text frame of `payload` (UTF-8 JSON) now, once the app has accepted the connection;
+        `echo`, at byte `echo_start`, is the request's echo for the compression to reuse. Raises
+        `ClientDisconnected` (an OSError, as the ASGI send does) once the connection is closing."""
+        if self.close_sent or self.initial_response is not None or self.transport.is_closing():
+            raise ClientDisconnected()
+        if echo is not None:
+            for extension in self.conn.extensions:
+                if isinstance(extension, SelectiveDeflate):
+                    extension.expect_echo(echo_start, echo)
+        try:
+            self.conn.send_text(payload)
+        except InvalidState:
+            raise ClientDisconnected() from None
+        self.transport.write(b"".join(self.conn.data_to_send()))
 
     async def send(self, message: Any) -> None:
         if message["type"] == "websocket.send":

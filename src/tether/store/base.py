@@ -49,15 +49,17 @@ class ChainLink:
     #: the head link only: its whole stored Response as JSON (settings, instructions, tools), which a
     #: continuation's prompt-cache diagnosis compares with; read with the chain to save a second query
     head_response: bytes | None = None
+    #: the store's count of deletions when the chain was read (`ResponseStore.deletions`)
+    deletions: int | None = None
 
     @staticmethod
-    def of(record: StoredResponse, head: bool = False) -> ChainLink:
+    def of(record: StoredResponse, head: bool = False, deletions: int | None = None) -> ChainLink:
         response = record.response
         output = list(response.get("output") or [])
         nbytes = len(orjson.dumps(record.input_items)) + len(orjson.dumps(output))
         return ChainLink(
             record.id, record.previous_response_id, str(response.get("status")), record.input_items, output, nbytes,
-            record.placement, orjson.dumps(response) if head else None,
+            record.placement, orjson.dumps(response) if head else None, deletions,
         )
 
 
@@ -69,8 +71,13 @@ class ResponseStore(abc.ABC):
         """Flush and release."""
 
     @abc.abstractmethod
-    async def save(self, record: StoredResponse) -> None:
-        """Insert or replace a response and its input items."""
+    async def save(self, record: StoredResponse) -> int:
+        """Insert or replace a response and its input items; returns `deletions()` as the commit saw it."""
+
+    @abc.abstractmethod
+    async def deletions(self) -> int:
+        """How many responses were ever deleted from this store, by any process: a chain read while this
+        number was N is still whole while it is N (a cache of stored chains checks it before serving one)."""
 
     @abc.abstractmethod
     async def get(self, response_id: str, owner: str) -> StoredResponse | None: ...
@@ -83,6 +90,7 @@ class ResponseStore(abc.ABC):
 
         Stores that can should override this with one round trip; this walks one `get` per hop.
         """
+        deletions = await self.deletions()  # before the walk: a deletion during it must count as later
         links: list[ChainLink] = []
         seen: set[str] = set()
         next_id: str | None = response_id
@@ -91,7 +99,7 @@ class ResponseStore(abc.ABC):
             record = await self.get(next_id, owner)
             if record is None:
                 return None
-            links.append(ChainLink.of(record, head=not links))
+            links.append(ChainLink.of(record, head=not links, deletions=deletions))
             next_id = record.previous_response_id
         return links
 

@@ -10,12 +10,17 @@ class MemoryStore(ResponseStore):
     def __init__(self) -> None:
         self._responses: dict[str, StoredResponse] = {}
         self._items: dict[tuple[str, str], Item] = {}
+        self._deletions = 0
 
-    async def save(self, record: StoredResponse) -> None:
+    async def save(self, record: StoredResponse) -> int:
         self._responses[record.id] = record
         for item in [*record.input_items, *record.response.get("output", [])]:
             if "id" in item:
                 self._items[(record.owner, str(item["id"]))] = item
+        return self._deletions
+
+    async def deletions(self) -> int:
+        return self._deletions
 
     async def get(self, response_id: str, owner: str) -> StoredResponse | None:
         record = self._responses.get(response_id)
@@ -28,6 +33,7 @@ class MemoryStore(ResponseStore):
         del self._responses[response_id]
         for item in [*record.input_items, *record.response.get("output", [])]:
             self._items.pop((owner, str(item.get("id"))), None)
+        self._deletions += 1
         return True
 
     async def get_item(self, item_id: str, owner: str) -> Item | None:

@@ -56,6 +56,16 @@ MIGRATIONS: tuple[Migration, ...] = (
     ),
     # The process running a background response, so another process can tell a live run from a dead one.
     Migration(2, "the runner of a background response", "ALTER TABLE responses ADD COLUMN runner TEXT"),
+    # How many deletions were ever committed: a process that keeps recent chains in memory serves one
+    # only while this number is what it was when the chain was read (`core/recent.py`).
+    Migration(
+        3,
+        "the count of deletions",
+        """
+        CREATE TABLE deletions (id INTEGER PRIMARY KEY CHECK (id = 0), n BIGINT NOT NULL);
+        INSERT INTO deletions VALUES (0, 0);
+        """,
+    ),
 )
 
 # Any fixed 64-bit number, the same in every process: it names the lock, nothing else.

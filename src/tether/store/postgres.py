@@ -28,21 +28,26 @@ T = TypeVar("T")
 
 POOL_OPTIONS = {"pool_min_size": 1, "pool_max_size": 8}
 
-# A stored response is replaced only by its own owner: ids are server-made, this is defence in depth.
-SAVE_RESPONSE = """
-INSERT INTO responses
-    (id, owner, created_at, previous_response_id, status, response, input_items, output, placement, runner)
-VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
-ON CONFLICT (id) DO UPDATE SET
-    created_at = EXCLUDED.created_at, previous_response_id = EXCLUDED.previous_response_id,
-    status = EXCLUDED.status, response = EXCLUDED.response, input_items = EXCLUDED.input_items,
-    output = EXCLUDED.output, placement = EXCLUDED.placement, runner = EXCLUDED.runner
-WHERE responses.owner = EXCLUDED.owner
-"""
-
-SAVE_ITEM = """
-INSERT INTO items (owner, id, response_id, item) VALUES (%s, %s, %s, %s)
-ON CONFLICT (owner, id) DO UPDATE SET response_id = EXCLUDED.response_id, item = EXCLUDED.item
+# One statement, so one round trip and no BEGIN/COMMIT of its own: the response, its items, and the count
+# of deletions as this statement's snapshot saw it. A stored response is replaced only by its own owner
+# (ids are server-made: defence in depth).
+SAVE = """
+WITH saved AS (
+    INSERT INTO responses
+        (id, owner, created_at, previous_response_id, status, response, input_items, output, placement, runner)
+    VALUES (%(id)s, %(owner)s, %(created_at)s, %(previous)s, %(status)s, %(response)s, %(input_items)s, %(output)s,
+        %(placement)s, %(runner)s)
+    ON CONFLICT (id) DO UPDATE SET
+        created_at = EXCLUDED.created_at, previous_response_id = EXCLUDED.previous_response_id,
+        status = EXCLUDED.status, response = EXCLUDED.response, input_items = EXCLUDED.input_items,
+        output = EXCLUDED.output, placement = EXCLUDED.placement, runner = EXCLUDED.runner
+    WHERE responses.owner = EXCLUDED.owner
+), saved_items AS (
+    INSERT INTO items (owner, id, response_id, item)
+    SELECT %(owner)s, item.id, %(id)s, item.body FROM unnest(%(item_ids)s::text[], %(items)s::bytea[]) AS item(id, body)
+    ON CONFLICT (owner, id) DO UPDATE SET response_id = EXCLUDED.response_id, item = EXCLUDED.item
+)
+SELECT n FROM deletions
 """
 
 # Walks previous_response_id from the head, carrying each row's columns, newest first; a hop to a
@@ -58,7 +63,8 @@ WITH RECURSIVE chain AS (
     FROM responses r JOIN chain ON r.id = chain.previous_response_id
     WHERE r.owner = %(owner)s AND chain.depth < 100000
 )
-SELECT id, previous_response_id, status, input_items, output, placement, response FROM chain ORDER BY depth
+SELECT id, previous_response_id, status, input_items, output, placement, response, (SELECT n FROM deletions)
+FROM chain ORDER BY depth
 """
 
 
@@ -143,37 +149,45 @@ class PostgresStore(ResponseStore):
         async with self.pool.connection() as conn:
             return await operation(conn)
 
-    async def save(self, record: StoredResponse) -> None:
-        """Upsert the response and its items in one transaction, sent in one round trip (pipeline)."""
+    async def save(self, record: StoredResponse) -> int:
+        """Upsert the response and its items in one statement (one round trip, its own transaction)."""
         response = record.response
         output = response.get("output") or []
-        row = (
-            record.id,
-            record.owner,
-            int(response.get("created_at") or 0),
-            record.previous_response_id,
-            str(response.get("status")),
-            orjson.dumps(response),
-            orjson.dumps(record.input_items),
-            orjson.dumps(output),
-            record.placement,
-            record.runner,
-        )
-        items = [
-            (record.owner, str(item["id"]), record.id, orjson.dumps(item))
-            for item in [*record.input_items, *output]
-            if item.get("id")
-        ]
+        # One row per item id (the last wins, as one upsert after another would): a statement may not
+        # update the same row twice.
+        items = {str(item["id"]): item for item in [*record.input_items, *output] if item.get("id")}
+        params = {
+            "id": record.id,
+            "owner": record.owner,
+            "created_at": int(response.get("created_at") or 0),
+            "previous": record.previous_response_id,
+            "status": str(response.get("status")),
+            "response": orjson.dumps(response),
+            "input_items": orjson.dumps(record.input_items),
+            "output": orjson.dumps(output),
+            "placement": record.placement,
+            "runner": record.runner,
+            "item_ids": list(items),
+            "items": [orjson.dumps(item) for item in items.values()],
+        }
 
-        async def write(conn: psycopg.AsyncConnection[Any]) -> None:
-            async with conn.pipeline(), conn.transaction():
-                await conn.execute(SAVE_RESPONSE, row)
-                if items:
-                    async with conn.cursor() as cursor:
-                        await cursor.executemany(SAVE_ITEM, items)
+        async def write(conn: psycopg.AsyncConnection[Any]) -> int:
+            cursor = await conn.execute(SAVE, params)
+            row = await cursor.fetchone()
+            assert row is not None
+            return int(row[0])
 
         # An upsert of the same record is idempotent, so a retry after a lost reply is safe.
-        await self._retried(write)
+        return await self._retried(write)
+
+    async def deletions(self) -> int:
+        async def read(conn: psycopg.AsyncConnection[Any]) -> int:
+            cursor = await conn.execute("SELECT n FROM deletions")
+            row = await cursor.fetchone()
+            assert row is not None
+            return int(row[0])
+
+        return await self._retried(read)
 
     async def get(self, response_id: str, owner: str) -> StoredResponse | None:
         async def read(conn: psycopg.AsyncConnection[Any]) -> Any:
@@ -204,7 +218,7 @@ class PostgresStore(ResponseStore):
             return None  # the head, or some ancestor, is missing (or another owner's)
         return [
             ChainLink(row[0], row[1], row[2], orjson.loads(row[3]), orjson.loads(row[4]), len(row[3]) + len(row[4]),
-                      row[5], json_bytes(row[6]))
+                      row[5], json_bytes(row[6]), int(row[7]))
             for row in rows
         ]
 
@@ -217,6 +231,7 @@ class PostgresStore(ResponseStore):
             if await cursor.fetchone() is None:
                 return False
             await conn.execute("DELETE FROM items WHERE response_id = %s AND owner = %s", (response_id, owner))
+            await conn.execute("UPDATE deletions SET n = n + 1")
             return True
 
     async def get_item(self, item_id: str, owner: str) -> Item | None:

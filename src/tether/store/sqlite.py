@@ -39,6 +39,10 @@ CREATE TABLE IF NOT EXISTS items (
     PRIMARY KEY (owner, id)
 );
 CREATE INDEX IF NOT EXISTS items_by_response ON items(response_id);
+-- How many deletions were ever committed: a process keeping recent chains in memory serves one only
+-- while this number is what it was when the chain was read (core/recent.py).
+CREATE TABLE IF NOT EXISTS deletions (id INTEGER PRIMARY KEY CHECK (id = 0), n INTEGER NOT NULL);
+INSERT OR IGNORE INTO deletions VALUES (0, 0);
 """
 #: columns added after the first schema, with their types: added to an older file when it is opened
 ADDED_COLUMNS = (("placement", "TEXT"), ("runner", "TEXT"))
@@ -58,7 +62,7 @@ WITH RECURSIVE chain(id, depth) AS (
     WHERE r.owner = ? AND r.previous_response_id IS NOT NULL AND chain.depth < 100000
 )
 SELECT r.id, r.previous_response_id, r.status, r.input_items, r.output, r.placement,
-    CASE WHEN chain.depth = 0 THEN r.response END
+    CASE WHEN chain.depth = 0 THEN r.response END, (SELECT n FROM deletions)
 FROM chain JOIN responses r ON r.id = chain.id AND r.owner = ?
 ORDER BY chain.depth
 """
@@ -95,7 +99,7 @@ class SQLiteStore(ResponseStore):
         with self._lock:
             return self._conn.execute(sql, args).fetchall()
 
-    def _save_sync(self, record: StoredResponse) -> None:
+    def _save_sync(self, record: StoredResponse) -> int:
         assert self._conn is not None, "store not opened"
         items = [
             (record.owner, str(item["id"]), record.id, orjson.dumps(item))
@@ -123,13 +127,19 @@ class SQLiteStore(ResponseStore):
                     ),
                 )
                 conn.executemany("INSERT OR REPLACE INTO items VALUES (?, ?, ?, ?)", items)
+                deletions = int(conn.execute("SELECT n FROM deletions").fetchone()[0])
                 conn.execute("COMMIT")
             except BaseException:
                 conn.execute("ROLLBACK")
                 raise
+            return deletions
 
-    async def save(self, record: StoredResponse) -> None:
-        await asyncio.to_thread(self._save_sync, record)
+    async def save(self, record: StoredResponse) -> int:
+        return await asyncio.to_thread(self._save_sync, record)
+
+    async def deletions(self) -> int:
+        rows = await asyncio.to_thread(self._run, "SELECT n FROM deletions")
+        return int(rows[0][0])
 
     async def get(self, response_id: str, owner: str) -> StoredResponse | None:
         rows = await asyncio.to_thread(
@@ -149,7 +159,7 @@ class SQLiteStore(ResponseStore):
             return None  # the head, or some ancestor, is missing (or another owner's)
         return [
             ChainLink(row[0], row[1], row[2], orjson.loads(row[3]), orjson.loads(row[4]), len(row[3]) + len(row[4]),
-                      row[5], json_bytes(row[6]))
+                      row[5], json_bytes(row[6]), int(row[7]))
             for row in rows
         ]
 
@@ -162,6 +172,7 @@ class SQLiteStore(ResponseStore):
                 cursor = conn.execute("DELETE FROM responses WHERE id = ? AND owner = ?", (response_id, owner))
                 if cursor.rowcount:
                     conn.execute("DELETE FROM items WHERE response_id = ?", (response_id,))
+                    conn.execute("UPDATE deletions SET n = n + 1")
                 conn.execute("COMMIT")
             except BaseException:
                 conn.execute("ROLLBACK")
