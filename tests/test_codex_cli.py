@@ -22,6 +22,7 @@ import pytest
 from tether.api.client_metadata import TURN_METADATA_KEY, TURN_STATE_KEY, parse_client_metadata
 from tether.server.config import ServerConfig
 from tether.server.ws_handshake import MAX_MESSAGE_BYTES_HEADER, max_message_bytes
+from tether.server.ws_protocol import DIRECT_SEND
 
 from .readme_codex import readme_codex_config
 from .support import RunningServer, running_server, validate_ws_event, write_script
@@ -82,6 +83,16 @@ if _LOG:
                 return await self.app(scope, receive, send)
             headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
             _record("upgrade", path=scope["path"], headers=headers)
+            # tether writes its events' frames through the protocol's direct writer, past the ASGI send:
+            # record those too, and still let them take that path.
+            extensions = scope.get("extensions") or {}
+            direct = extensions.get(DIRECT_SEND_KEY)
+            if direct is not None:
+                def recording_frame(payload, echo_start=-1, echo=None):
+                    _record("out", text=payload.decode())
+                    direct(payload, echo_start, echo)
+
+                scope = {**scope, "extensions": {**extensions, DIRECT_SEND_KEY: recording_frame}}
 
             async def recording_receive():
                 message = await receive()
@@ -105,7 +116,7 @@ if _LOG:
         _init(self, _FrameRecorder(app), *args, **kwargs)
 
     uvicorn.Config.__init__ = _recording_init
-'''
+'''.replace("DIRECT_SEND_KEY", repr(DIRECT_SEND))
 
 
 @pytest.fixture(scope="module")

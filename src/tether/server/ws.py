@@ -92,7 +92,11 @@ class WebSocketPump:
 
     # -- reading -----------------------------------------------------------------------------
     async def serve(self) -> None:
-        lifetime = asyncio.get_running_loop().create_task(self._lifetime())
+        # A timer, not a sleeping task: an idle connection then holds no task or coroutine frame for it.
+        loop = asyncio.get_running_loop()
+        expiry: list[asyncio.Task[None]] = []
+        timer = loop.call_later(self.connection.limits.lifetime_seconds,
+                                lambda: expiry.append(loop.create_task(self._lifetime())))
         try:
             while not self.closed:
                 await self._room.wait()  # backpressure: a flooding client waits in its TCP window
@@ -110,7 +114,9 @@ class WebSocketPump:
         except WebSocketDisconnect:
             pass
         finally:
-            lifetime.cancel()
+            timer.cancel()
+            for task in expiry:
+                task.cancel()
             self.closed = True
             for task in list(self._turns):
                 task.cancel()
@@ -183,7 +189,7 @@ class WebSocketPump:
 
     # -- lifetime and shutdown ---------------------------------------------------------------
     async def _lifetime(self) -> None:
-        await asyncio.sleep(self.connection.limits.lifetime_seconds)
+        """At the end of the connection's lifetime: no new creates, the rest finish, then the close."""
         await self._carry_out(self.connection.expire())
         if self.closed:
             return
