@@ -4,7 +4,6 @@ without a second read. Run against a real SQLite file and the memory store."""
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -16,33 +15,11 @@ from tether.core.cache_baseline import diagnose
 from tether.core.context import EMPTY
 from tether.core.parents import resolve_parent
 from tether.store.base import ResponseStore, StoredResponse
-from tether.store.memory import MemoryStore
-from tether.store.sqlite import SQLiteStore
+
+from .store_calls import CountingReads
 
 OWNER = "owner-a"
 TOOL = {"type": "function", "name": "run", "parameters": {"type": "object", "properties": {}}, "strict": True}
-
-
-class CountingReads:
-    """The store calls a continuation makes (wraps the real store's methods; a call made inside another,
-    such as the memory store's chain walk, is part of that one)."""
-
-    def __init__(self, store: ResponseStore) -> None:
-        self.calls: list[str] = []
-        self.depth = 0
-        for name in ("get", "get_chain"):
-            original = getattr(store, name)
-
-            async def counted(*args: Any, _name: str = name, _original: Any = original) -> Any:
-                if self.depth == 0:
-                    self.calls.append(_name)
-                self.depth += 1
-                try:
-                    return await _original(*args)
-                finally:
-                    self.depth -= 1
-
-            setattr(store, name, counted)
 
 
 def parent_record(response_id: str) -> StoredResponse:
@@ -54,14 +31,6 @@ def parent_record(response_id: str) -> StoredResponse:
     return StoredResponse(response, [{"type": "message", "role": "user", "content": "hi"}], OWNER)
 
 
-@pytest.fixture(params=["sqlite", "memory"])
-async def store(request: pytest.FixtureRequest, tmp_path: Path) -> Any:
-    opened: ResponseStore = SQLiteStore(tmp_path / "responses.sqlite3") if request.param == "sqlite" else MemoryStore()
-    await opened.open()
-    yield opened
-    await opened.close()
-
-
 @pytest.mark.parametrize(("body", "verdict"), [
     ({"tools": [TOOL], "instructions": "Be brief."}, "cache_hit"),
     ({"tools": [], "instructions": "Be brief."}, "tools_changed"),
@@ -71,7 +40,7 @@ async def test_a_stored_parent_is_diagnosed_from_the_one_chain_read(
 ) -> None:
     await store.save(parent_record("resp_parent"))
     book = ResponseBook(store)
-    reads = CountingReads(store)
+    reads = CountingReads(store, ("get", "get_chain"))
     request = parse_create({"model": "m", "input": "next", "previous_response_id": "resp_parent", **body})
     parent = await resolve_parent(request.previous_response_id, OWNER, book, transport="http")
     assert parent is not None and parent.source == "store"

@@ -5,7 +5,6 @@ Run on a real SQLite file and on the memory store."""
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -17,41 +16,11 @@ from tether.core.book import ResponseBook
 from tether.core.parents import resolve_parent
 from tether.core.responder import TurnEngine
 from tether.store.base import ResponseStore
-from tether.store.memory import MemoryStore
-from tether.store.sqlite import SQLiteStore
+
+from .store_calls import CountingReads
 
 OWNER = "owner-a"
 ANSWERS = [{"text": f"answer {k}"} for k in range(8)]
-
-
-class CountingReads:
-    """Which store reads the continuations made, by name (the store's own methods, wrapped; a call made
-    inside another, such as the memory store's chain walk, is part of that one)."""
-
-    def __init__(self, store: ResponseStore) -> None:
-        self.calls: list[str] = []
-        self.depth = 0
-        for name in ("get_chain", "deletions"):
-            original = getattr(store, name)
-
-            async def counted(*args: Any, _name: str = name, _original: Any = original) -> Any:
-                if self.depth == 0:
-                    self.calls.append(_name)
-                self.depth += 1
-                try:
-                    return await _original(*args)
-                finally:
-                    self.depth -= 1
-
-            setattr(store, name, counted)
-
-
-@pytest.fixture(params=["sqlite", "memory"])
-async def store(request: pytest.FixtureRequest, tmp_path: Path) -> Any:
-    opened: ResponseStore = SQLiteStore(tmp_path / "responses.sqlite3") if request.param == "sqlite" else MemoryStore()
-    await opened.open()
-    yield opened
-    await opened.close()
 
 
 def engine_on(book: ResponseBook) -> TurnEngine:
@@ -76,7 +45,7 @@ def text_of(response: dict[str, Any]) -> str:
 
 async def test_a_continuation_of_a_just_committed_response_reads_no_chain(store: ResponseStore) -> None:
     engine = engine_on(ResponseBook(store))
-    reads = CountingReads(store)
+    reads = CountingReads(store, ("get_chain", "deletions"))
     previous: str | None = None
     for k in range(4):
         response = await respond(engine, f"turn {k}", previous)
@@ -106,7 +75,7 @@ async def test_a_deletion_elsewhere_of_an_unrelated_response_costs_one_chain_rea
     unrelated = await respond(here, "other conversation")
     kept = await respond(here, "turn 0")
     assert await there.delete(unrelated["id"], OWNER)
-    reads = CountingReads(store)
+    reads = CountingReads(store, ("get_chain", "deletions"))
     response = await respond(here, "turn 1", kept["id"])
     assert text_of(response) == "answer 1"
     assert reads.calls == ["deletions", "get_chain"]  # stale memory dropped, the store read instead
@@ -133,7 +102,7 @@ async def test_the_budget_bounds_what_is_kept(store: ResponseStore) -> None:
     engine = engine_on(ResponseBook(store, recent_bytes=1))  # smaller than any context
     first = await respond(engine, "turn 0")
     assert len(engine.book.recent) == 0
-    reads = CountingReads(store)
+    reads = CountingReads(store, ("get_chain", "deletions"))
     assert text_of(await respond(engine, "turn 1", first["id"])) == "answer 1"
     assert reads.calls == ["get_chain"]
 
@@ -142,7 +111,7 @@ async def test_a_retry_from_an_older_response_reads_the_store_and_gives_the_same
     engine = engine_on(ResponseBook(store))
     first = await respond(engine, "turn 0")
     once = await respond(engine, "turn 1", first["id"])
-    reads = CountingReads(store)
+    reads = CountingReads(store, ("get_chain", "deletions"))
     twice = await respond(engine, "turn 1", first["id"])  # the child replaced this entry
     assert text_of(twice) == text_of(once) == "answer 1"
     assert reads.calls == ["get_chain"]
@@ -158,7 +127,7 @@ async def test_a_recalled_parent_is_diagnosed_against_its_own_settings(
     request = parse_create({**base, "input": "turn 0"})
     first_turn = await engine.prepare(request, OWNER, None)
     first = [event async for event in engine.run(first_turn)][-1]["response"]
-    reads = CountingReads(store)
+    reads = CountingReads(store, ("get_chain", "deletions"))
     request = parse_create({**base, "tools": tools, "input": "turn 1", "previous_response_id": first["id"]})
     parent = await resolve_parent(request.previous_response_id, OWNER, engine.book, transport="http")
     turn = await engine.prepare(request, OWNER, parent)

@@ -21,6 +21,18 @@ def _pyplot() -> Any:
     return plt
 
 
+def finish_plot(fig: Any, ax: Any, path: Path, *, xlabel: str, ylabel: str, title: str) -> None:
+    """Label, grid and legend one axes the way every tether plot has them, then write the PNG."""
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    _pyplot().close(fig)
+
+
 def plot_turns(records: Sequence[RolloutRecord], modes: Sequence[Mode], path: Path, field: str) -> None:
     """One panel per (profile, network), on the workload with the most turns; median over repeats per turn."""
     plt = _pyplot()

@@ -28,6 +28,7 @@ from typing import Any
 
 from rich.table import Table
 
+from .plots import finish_plot
 from .report import machine_note, wide_console, write_json
 from .server import tether_server
 from .store_ops import ASYNC_COMMIT
@@ -80,14 +81,8 @@ def plot(result: dict[str, Any], path: Path) -> None:
     for name, point in result["stores"].items():
         ax.plot(result["lengths"], point["stored_ms"], marker="o", label=f"{name}: http_stored")
     ax.set_xscale("log")
-    ax.set_xlabel("context tokens")
-    ax.set_ylabel("server ms per store:true turn (median)")
-    ax.set_title("tether: a store:true HTTP turn, store by store")
-    ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    finish_plot(fig, ax, path, xlabel="context tokens", ylabel="server ms per store:true turn (median)",
+                title="tether: a store:true HTTP turn, store by store")
 
 
 async def one_round(store: str, lengths: list[int], repeats: int) -> dict[str, Any]:

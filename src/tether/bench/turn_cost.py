@@ -28,6 +28,7 @@ from rich.table import Table
 
 from .clients import Transport
 from .modes import MODES, Conversation, Mode, function_calls, send_turn, tool_output, user_message
+from .plots import finish_plot
 from .report import machine_note, wide_console, write_json
 from .server import ServerProcess, tether_server
 
@@ -156,14 +157,8 @@ def plot(result: dict[str, Any], path: Path) -> None:
     plain = FuncFormatter(lambda value, _pos: f"{value:g}")
     ax.yaxis.set_major_formatter(plain)
     ax.yaxis.set_minor_formatter(plain)
-    ax.set_xlabel("context tokens")
-    ax.set_ylabel("server ms per turn (median)")
-    ax.set_title("tether: server time per turn vs conversation length")
-    ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    finish_plot(fig, ax, path, xlabel="context tokens", ylabel="server ms per turn (median)",
+                title="tether: server time per turn vs conversation length")
 
 
 def main(argv: list[str] | None = None) -> int:
