@@ -142,6 +142,14 @@ async def test_deletions_are_counted_and_seen_by_saves_and_chain_reads(store: Re
     assert await store.save(record("resp_n3", parent="resp_n1")) == before + 1
 
 
+async def test_a_response_with_no_item_ids_is_saved_and_chained(store: ResponseStore) -> None:
+    bare = StoredResponse({"id": "resp_b1", "object": "response", "status": "completed", "output": []},
+                          [{"type": "message", "role": "user", "content": "hi"}], "alice")
+    await store.save(bare)
+    chain = await store.get_chain("resp_b1", "alice")
+    assert chain is not None and chain[0].input_items == bare.input_items and chain[0].output == []
+
+
 async def test_an_item_id_given_twice_in_one_response_keeps_the_last(store: ResponseStore) -> None:
     twice = record("resp_t1")
     twice.input_items = [message("msg_same", "first"), message("msg_same", "second")]
