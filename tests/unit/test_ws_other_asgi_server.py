@@ -19,7 +19,7 @@ from tether.store.memory import MemoryStore
 def events_until_done(ws: Any) -> list[dict[str, Any]]:
     events: list[dict[str, Any]] = []
     while not events or events[-1]["type"] not in ("response.completed", "response.failed", "error"):
-        events.append(orjson.loads(str(ws.receive_text())))  # a str subclass (`EventText`) comes through
+        events.append(orjson.loads(ws.receive_text()))
     return events
 
 

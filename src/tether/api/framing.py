@@ -2,8 +2,8 @@
 
 A lifecycle event (`response.created`, `.in_progress`, `.completed`...) carries the whole Response, and
 most of that is the request's echo (see api/response.py), which is the same in every event of a turn.
-It is serialized once per request and written into each event as one run of bytes; WebSocket frames
-say where that run is (`EventText`), so the transport can reuse its compressed form too.
+It is serialized once per request and written into each event as one run of bytes; `encode_event` says
+where that run is, so the WebSocket transport can reuse its compressed form too (`ws_protocol.send_frame`).
 """
 
 from __future__ import annotations
@@ -13,19 +13,6 @@ from typing import Any
 import orjson
 
 from .response import ResponseObject
-
-
-class EventText(str):
-    """An event's JSON text whose UTF-8 bytes hold the request's echo, `echo`, at byte `echo_start`."""
-
-    echo: bytes
-    echo_start: int
-
-    def __new__(cls, payload: bytes, echo_start: int, echo: bytes) -> EventText:
-        text = super().__new__(cls, payload.decode())
-        text.echo = echo
-        text.echo_start = echo_start
-        return text
 
 
 def dumps(obj: Any) -> bytes:
@@ -45,15 +32,6 @@ def encode_event(event: dict[str, Any]) -> tuple[bytes, int, bytes | None]:
     head = b'{"type":' + orjson.dumps(event["type"]) + b',"response":' + own[:-1] + (b"," if len(own) > 2 else b"")
     tail = b"}," + orjson.dumps(rest)[1:] if rest else b"}}"
     return head + echo.json + tail, len(head), echo.json
-
-
-def dumps_text(obj: Any) -> str:
-    if isinstance(obj, dict) and isinstance(obj.get("response"), ResponseObject):
-        payload, start, echo = encode_event(obj)
-        if echo is not None:
-            return EventText(payload, start, echo)
-        return payload.decode()
-    return orjson.dumps(obj).decode()
 
 
 def sse_frame(event: dict[str, Any]) -> bytes:

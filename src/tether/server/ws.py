@@ -18,7 +18,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from ..api.client_events import binary_frame_error, decode_client_event
 from ..api.errors import APIError, server_error
-from ..api.framing import dumps_text, encode_event
+from ..api.framing import encode_event
 from ..core.connection import (
     CLOSE_GOING_AWAY,
     Close,
@@ -176,8 +176,8 @@ class WebSocketPump:
             except OSError:  # the peer is gone (what starlette makes of the ASGI send's error too)
                 raise WebSocketDisconnect(code=1006) from None
             return
-        async with self._send_lock:
-            await self.ws.send_text(dumps_text(event))
+        async with self._send_lock:  # another ASGI server: its own send, which awaits
+            await self.ws.send_text(encode_event(event)[0].decode())
 
     async def close(self, code: int) -> None:
         if self.closed:

@@ -15,8 +15,9 @@ completed), at a cost far above the rest of the turn. Here, instead:
   inside any later message. The server still says nothing about context takeover in the handshake:
   not using it needs no agreement.
 - **The request's echo is compressed once**: framing marks where the echo sits in a lifecycle event
-  (`EventText`); its compressed form is kept (keyed by its bytes, so the next turn of the same agent
-  finds it too) and spliced between the compressed parts before and after it.
+  (`encode_event`, handed on by `ws_protocol.send_frame`); its compressed form is kept (keyed by its
+  bytes, so the next turn of the same agent finds it too) and spliced between the compressed parts
+  before and after it.
 
 The uvicorn protocol that negotiates this (or declines it: `--ws-compression`) and tells the extension
 where the echo is lives in `ws_protocol`.

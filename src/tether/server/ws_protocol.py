@@ -24,7 +24,6 @@ from websockets.exceptions import InvalidState
 from websockets.extensions.base import ServerExtensionFactory
 from websockets.http11 import Request
 
-from ..api.framing import EventText
 from .ws_compression import DEFAULT_DEFLATE, DeflateSettings, SelectiveDeflate, SelectiveDeflateFactory
 
 #: the scope extension holding `TetherWebSocketProtocol.send_frame` (absent under another server)
@@ -118,15 +117,6 @@ class TetherWebSocketProtocol(WebSocketsSansIOProtocol):
         except InvalidState:
             raise ClientDisconnected() from None
         self.transport.write(b"".join(self.conn.data_to_send()))
-
-    async def send(self, message: Any) -> None:
-        if message["type"] == "websocket.send":
-            text = message.get("text")
-            if isinstance(text, EventText):
-                for extension in self.conn.extensions:
-                    if isinstance(extension, SelectiveDeflate):
-                        extension.expect_echo(text.echo_start, text.echo)
-        await super().send(message)
 
 
 def direct_loopback(client: tuple[str, int] | None, headers: Headers) -> bool:
