@@ -33,6 +33,30 @@ class StoredResponse:
         value = self.response.get("previous_response_id")
         return str(value) if value else None
 
+    @property
+    def output(self) -> list[Item]:
+        return list(self.response.get("output") or [])
+
+    def items_by_id(self) -> dict[str, Item]:
+        """The items kept again by id: the input's, then the output's, one per id (the last wins, as one
+        upsert after another leaves it)."""
+        return {str(item["id"]): item for item in [*self.input_items, *self.output] if item.get("id")}
+
+    def columns(self) -> dict[str, Any]:
+        """The response's row as a database keeps it, by column name (documents as the bytes orjson writes)."""
+        return {
+            "id": self.id,
+            "owner": self.owner,
+            "created_at": int(self.response.get("created_at") or 0),
+            "previous_response_id": self.previous_response_id,
+            "status": str(self.response.get("status")),
+            "response": orjson.dumps(self.response),
+            "input_items": orjson.dumps(self.input_items),
+            "output": orjson.dumps(self.output),
+            "placement": self.placement,
+            "runner": self.runner,
+        }
+
 
 @dataclass(frozen=True, slots=True)
 class ChainLink:
@@ -55,7 +79,7 @@ class ChainLink:
     @staticmethod
     def of(record: StoredResponse, head: bool = False, deletions: int | None = None) -> ChainLink:
         response = record.response
-        output = list(response.get("output") or [])
+        output = record.output
         nbytes = len(orjson.dumps(record.input_items)) + len(orjson.dumps(output))
         return ChainLink(
             record.id, record.previous_response_id, str(response.get("status")), record.input_items, output, nbytes,
@@ -108,7 +132,24 @@ class ResponseStore(abc.ABC):
         """An input or output item of any stored response of this owner, by its id."""
 
 
-def json_bytes(value: Any) -> bytes | None:
+#: the columns a database's chain query returns, in this order, head first: id, previous id, status,
+#: input items and output (JSON), placement, the head's whole Response (JSON, other rows NULL), deletions
+ChainRow = tuple[Any, ...]
+
+
+def chain_of_rows(rows: list[ChainRow]) -> list[ChainLink] | None:
+    """The chain a database query read, or None when its last row still names a parent: the head, or
+    some ancestor, is missing (or another owner's). Only the items are decoded."""
+    if not rows or rows[-1][1] is not None:
+        return None
+    return [
+        ChainLink(row[0], row[1], row[2], orjson.loads(row[3]), orjson.loads(row[4]), len(row[3]) + len(row[4]),
+                  row[5], _json_bytes(row[6]), int(row[7]))
+        for row in rows
+    ]
+
+
+def _json_bytes(value: Any) -> bytes | None:
     """A JSON column as bytes, whatever the driver returns for it (bytes, memoryview, text), or None."""
     if value is None:
         return None

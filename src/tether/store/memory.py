@@ -14,9 +14,8 @@ class MemoryStore(ResponseStore):
 
     async def save(self, record: StoredResponse) -> int:
         self._responses[record.id] = record
-        for item in [*record.input_items, *record.response.get("output", [])]:
-            if "id" in item:
-                self._items[(record.owner, str(item["id"]))] = item
+        for item_id, item in record.items_by_id().items():
+            self._items[(record.owner, item_id)] = item
         return self._deletions
 
     async def deletions(self) -> int:
@@ -31,8 +30,8 @@ class MemoryStore(ResponseStore):
         if record is None:
             return False
         del self._responses[response_id]
-        for item in [*record.input_items, *record.response.get("output", [])]:
-            self._items.pop((owner, str(item.get("id"))), None)
+        for item_id in record.items_by_id():
+            self._items.pop((owner, item_id), None)
         self._deletions += 1
         return True
 

@@ -20,7 +20,7 @@ import psycopg
 from psycopg_pool import AsyncConnectionPool
 
 from ..api.items import Item
-from .base import ChainLink, ResponseStore, StoredResponse, json_bytes
+from .base import ChainLink, ResponseStore, StoredResponse, chain_of_rows
 from .pg_schema import MIGRATIONS, Migration, migrate
 
 log = logging.getLogger("tether.store")
@@ -35,8 +35,8 @@ SAVE = """
 WITH saved AS (
     INSERT INTO responses
         (id, owner, created_at, previous_response_id, status, response, input_items, output, placement, runner)
-    VALUES (%(id)s, %(owner)s, %(created_at)s, %(previous)s, %(status)s, %(response)s, %(input_items)s, %(output)s,
-        %(placement)s, %(runner)s)
+    VALUES (%(id)s, %(owner)s, %(created_at)s, %(previous_response_id)s, %(status)s, %(response)s, %(input_items)s,
+        %(output)s, %(placement)s, %(runner)s)
     ON CONFLICT (id) DO UPDATE SET
         created_at = EXCLUDED.created_at, previous_response_id = EXCLUDED.previous_response_id,
         status = EXCLUDED.status, response = EXCLUDED.response, input_items = EXCLUDED.input_items,
@@ -151,25 +151,8 @@ class PostgresStore(ResponseStore):
 
     async def save(self, record: StoredResponse) -> int:
         """Upsert the response and its items in one statement (one round trip, its own transaction)."""
-        response = record.response
-        output = response.get("output") or []
-        # One row per item id (the last wins, as one upsert after another would): a statement may not
-        # update the same row twice.
-        items = {str(item["id"]): item for item in [*record.input_items, *output] if item.get("id")}
-        params = {
-            "id": record.id,
-            "owner": record.owner,
-            "created_at": int(response.get("created_at") or 0),
-            "previous": record.previous_response_id,
-            "status": str(response.get("status")),
-            "response": orjson.dumps(response),
-            "input_items": orjson.dumps(record.input_items),
-            "output": orjson.dumps(output),
-            "placement": record.placement,
-            "runner": record.runner,
-            "item_ids": list(items),
-            "items": [orjson.dumps(item) for item in items.values()],
-        }
+        items = record.items_by_id()  # one row per id: a statement may not update the same row twice
+        params = {**record.columns(), "item_ids": list(items), "items": [orjson.dumps(item) for item in items.values()]}
 
         async def write(conn: psycopg.AsyncConnection[Any]) -> int:
             cursor = await conn.execute(SAVE, params)
@@ -213,14 +196,7 @@ class PostgresStore(ResponseStore):
                 await cursor.execute(CHAIN_QUERY, {"id": response_id, "owner": owner}, prepare=False)
                 return await cursor.fetchall()
 
-        rows = await self._retried(read)
-        if not rows or rows[-1][1] is not None:
-            return None  # the head, or some ancestor, is missing (or another owner's)
-        return [
-            ChainLink(row[0], row[1], row[2], orjson.loads(row[3]), orjson.loads(row[4]), len(row[3]) + len(row[4]),
-                      row[5], json_bytes(row[6]), int(row[7]))
-            for row in rows
-        ]
+        return chain_of_rows(await self._retried(read))
 
     async def delete(self, response_id: str, owner: str) -> bool:
         # Not retried: had the first attempt committed, a second would answer "not found".

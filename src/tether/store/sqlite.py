@@ -16,7 +16,7 @@ from typing import Any
 import orjson
 
 from ..api.items import Item
-from .base import ChainLink, ResponseStore, StoredResponse, json_bytes
+from .base import ChainLink, ResponseStore, StoredResponse, chain_of_rows
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS responses (
@@ -68,6 +68,13 @@ ORDER BY chain.depth
 """
 
 
+SAVE_RESPONSE = (
+    "INSERT OR REPLACE INTO responses (id, owner, created_at, previous_response_id, status, response, input_items,"
+    " output, placement, runner) VALUES (:id, :owner, :created_at, :previous_response_id, :status, :response,"
+    " :input_items, :output, :placement, :runner)"
+)
+
+
 class SQLiteStore(ResponseStore):
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
@@ -101,31 +108,13 @@ class SQLiteStore(ResponseStore):
 
     def _save_sync(self, record: StoredResponse) -> int:
         assert self._conn is not None, "store not opened"
-        items = [
-            (record.owner, str(item["id"]), record.id, orjson.dumps(item))
-            for item in [*record.input_items, *record.response.get("output", [])]
-            if item.get("id")
-        ]
+        items = [(record.owner, item_id, record.id, orjson.dumps(item))
+                 for item_id, item in record.items_by_id().items()]
         with self._lock:
             conn = self._conn
             conn.execute("BEGIN IMMEDIATE")
             try:
-                conn.execute(
-                    "INSERT OR REPLACE INTO responses (id, owner, created_at, previous_response_id, status, response,"
-                    " input_items, output, placement, runner) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    (
-                        record.id,
-                        record.owner,
-                        int(record.response.get("created_at") or 0),
-                        record.previous_response_id,
-                        str(record.response.get("status")),
-                        orjson.dumps(record.response),
-                        orjson.dumps(record.input_items),
-                        orjson.dumps(record.response.get("output") or []),
-                        record.placement,
-                        record.runner,
-                    ),
-                )
+                conn.execute(SAVE_RESPONSE, record.columns())
                 conn.executemany("INSERT OR REPLACE INTO items VALUES (?, ?, ?, ?)", items)
                 deletions = int(conn.execute("SELECT n FROM deletions").fetchone()[0])
                 conn.execute("COMMIT")
@@ -154,14 +143,7 @@ class SQLiteStore(ResponseStore):
 
     async def get_chain(self, response_id: str, owner: str) -> list[ChainLink] | None:
         """One query for the whole chain, owner checked on every hop; only items are decoded."""
-        rows = await asyncio.to_thread(self._run, CHAIN_QUERY, (response_id, owner, owner, owner))
-        if not rows or rows[-1][1] is not None:
-            return None  # the head, or some ancestor, is missing (or another owner's)
-        return [
-            ChainLink(row[0], row[1], row[2], orjson.loads(row[3]), orjson.loads(row[4]), len(row[3]) + len(row[4]),
-                      row[5], json_bytes(row[6]), int(row[7]))
-            for row in rows
-        ]
+        return chain_of_rows(await asyncio.to_thread(self._run, CHAIN_QUERY, (response_id, owner, owner, owner)))
 
     def _delete_sync(self, response_id: str, owner: str) -> bool:
         assert self._conn is not None, "store not opened"
