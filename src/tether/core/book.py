@@ -57,9 +57,10 @@ class ResponseBook:
         count of deletions as the commit saw it."""
         return await self.store.save(record)
 
-    def remember(self, state: ResponseState, parent_id: str | None) -> None:
-        """A committed response a continuation may start from without reading the store's chain."""
-        self.recent.remember(state, parent_id)
+    def remember(self, state: ResponseState, parent: ResponseState | None, deletions: int) -> None:
+        """A response just committed (its commit saw `deletions`), which a continuation may then start
+        from without reading the store's chain."""
+        self.recent.remember(state, parent, deletions)
 
     def track_live(self, response_id: str, live: LiveResponse) -> None:
         self._live[response_id] = live

@@ -48,12 +48,20 @@ class RecentResponses:
         labelled(METRICS.recent_responses, "hit").inc()
         return dataclasses.replace(state, session=None, lane=None)
 
-    def remember(self, state: ResponseState, parent_id: str | None) -> None:
-        """Keep a just-committed response whose chain is stored whole (`state.deletions` set)."""
-        if self.max_bytes <= 0 or state.deletions is None or state.nbytes > self.max_bytes:
+    def remember(self, state: ResponseState, parent: ResponseState | None, deletions: int) -> None:
+        """A response just committed, continuing `parent`, its commit having seen `deletions`. Its chain
+        is whole (and `state.deletions` says so) only if the parent's was: then as of the smaller count,
+        since a deletion after the parent's chain was read may have taken an ancestor."""
+        if parent is None:
+            state.deletions = deletions
+        elif parent.deletions is not None:
+            state.deletions = min(parent.deletions, deletions)
+        else:
+            return  # an ancestor is not stored: the store cannot continue this chain, so neither may memory
+        if self.max_bytes <= 0 or state.nbytes > self.max_bytes:
             return
-        if parent_id is not None:
-            self._drop(parent_id)
+        if parent is not None:
+            self._drop(parent.id)
         self._drop(state.id)
         self._entries[state.id] = dataclasses.replace(state, session=None, lane=None)
         self.total += state.nbytes

@@ -75,7 +75,6 @@ class Turn:
     session_items: list[Item]  # what the session has not seen yet
     received_at: float
     transport: str
-    parent_bytes: int = 0
     snapshot: dict[str, Any] = field(default_factory=dict)
     #: the finished response with its context, set when the turn succeeded (a continuation's parent)
     result: ResponseState | None = None
@@ -92,13 +91,8 @@ class Turn:
     compaction: Item | None = None
     #: the client's W3C trace context for this turn (`client_metadata`, else HTTP headers)
     trace_context: turn_trace.TraceContext | None = None
-    #: the parent's id, and whether the whole chain up to it is stored, with the store's count of
-    #: deletions when that was known (`ResponseState.deletions`); no parent: the chain starts here
-    parent_id: str | None = None
-    parent_stored: bool = True
-    parent_deletions: int | None = None
-    #: the result's `nbytes` is set (once: before a commit remembers it, or after the terminal event)
-    sized: bool = False
+    #: the response this turn continues (None: the conversation starts here)
+    parent: ResponseState | None = None
 
     @property
     def status(self) -> str:
@@ -185,15 +179,12 @@ class TurnEngine:
             session_items=session_items,
             received_at=received,
             transport=transport,
-            parent_bytes=state.nbytes if state is not None else 0,
             params=params,
             verdict=verdict,
             compaction=compaction,
             trace_context=(turn_trace.trace_context_of(request.client_metadata.values, headers)
                            if turn_trace.tracer() is not None else None),
-            parent_id=state.id if state is not None else None,
-            parent_stored=state is None or state.deletions is not None,
-            parent_deletions=state.deletions if state is not None else None,
+            parent=state,
         )
 
     async def run(self, turn: Turn) -> AsyncGenerator[Event, None]:
@@ -411,13 +402,9 @@ class TurnEngine:
                 prompt_cache_diagnostics=turn.snapshot.get("prompt_cache_diagnostics"),
             )
             return
-        result = turn.result
-        if result is not None and turn.parent_stored:
-            # Whole while nothing was deleted since the parent's chain was read, and since this commit.
-            parent = turn.parent_deletions
-            result.deletions = deletions if parent is None else min(parent, deletions)
-            _size(turn)
-            self.book.remember(result, turn.parent_id)
+        if turn.result is not None:
+            _size(turn)  # now, not after the terminal event: the remembered state is bounded by it
+            self.book.remember(turn.result, turn.parent, deletions)
 
     def _account(self, turn: Turn) -> None:
         """After the terminal event (or the run's end, however it ended): size the cached state, count."""
@@ -453,10 +440,9 @@ class TurnEngine:
 
 def _size(turn: Turn) -> None:
     """The result's approximate memory (its context's JSON bytes), for the caches' bounds."""
-    if turn.result is not None and not turn.sized:
+    if turn.result is not None and not turn.result.nbytes:  # a result's is 0 until sized here, once
         added = orjson.dumps([turn.input_items, turn.result.response.get("output") or []])
-        turn.result.nbytes = turn.parent_bytes + len(added)
-        turn.sized = True
+        turn.result.nbytes = (turn.parent.nbytes if turn.parent is not None else 0) + len(added)
 
 
 def _terminal_type(status: str) -> str:
