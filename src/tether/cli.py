@@ -11,6 +11,7 @@ from typing import Any
 
 from .backends.settings import BackendSettings, LlamaCppSettings, ScriptedSettings, UpstreamSettings
 from .server.config import ServerConfig
+from .tracing import MODES as TRACE_MODES
 
 
 def default_store() -> str:
@@ -72,7 +73,7 @@ def add_serve_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -
     serve.add_argument("--threads", type=int, default=None, help="llamacpp: CPU threads")
     serve.add_argument("--parallel", type=int, default=None,
                        help="llamacpp: conversations kept resident and decoded together (KV slots, default: 4)")
-    serve.add_argument("--otel-traces", choices=["off", "otlp", "console"], default=None,
+    serve.add_argument("--otel-traces", choices=TRACE_MODES, default=None,
                        help="an OpenTelemetry span per turn, a child of the client's traceparent: otlp (OTLP/HTTP), "
                             "console (JSON on stdout) or off (default); needs the otel extra")
     serve.add_argument("--otel-endpoint", default=None,
