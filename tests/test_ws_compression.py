@@ -210,3 +210,21 @@ def test_spliced_messages_decode_with_a_context_taking_over_decoder() -> None:
         assert not wire.endswith(FLUSH_MARKER)
         assert decoder.decompress(wire + FLUSH_MARKER) == message
     assert len(compressor.echoes) == 1  # compressed once, used three times
+
+
+def test_uncompressed_frames_of_both_long_length_forms_round_trip(server_off: RunningServer) -> None:
+    """tether writes uncompressed frames itself: the client's own parser must read the 16-bit and the
+    64-bit length forms, here the deltas and a > 64 KiB echo (no event is short enough for the 7-bit
+    form, which tests/unit/test_text_frame_header.py checks against websockets' serializer)."""
+    long_instructions = "Read the code before changing it. " * 2500  # ~85 KB in every lifecycle event
+    with connect(server_off.ws_url, compression=None, max_size=None, open_timeout=10) as conn:
+        conn.send(json.dumps(create_event(input="Fix the failing test.", instructions=long_instructions,
+                                          store=False)))
+        raw = []
+        while not raw or json.loads(raw[-1])["type"] not in ("response.completed", "response.failed", "error"):
+            raw.append(conn.recv(timeout=30))
+    sizes = [len(frame.encode()) for frame in raw]
+    assert any(126 <= size < 65536 for size in sizes) and max(sizes) >= 65536
+    events = [json.loads(frame) for frame in raw]
+    assert events[-1]["type"] == "response.completed"
+    assert events[0]["response"]["instructions"] == events[-1]["response"]["instructions"] == long_instructions

@@ -43,6 +43,22 @@ def too_deep(value: Any, depth: int = 1, limit: int = MAX_JSON_DEPTH) -> tuple[P
     return None
 
 
+#: longer texts are not counted: they (a Codex turn re-sending its tools) hold more brackets anyway
+COUNTED_CHARS = 16 * 1024
+
+
+def fits_by_bracket_count(text: str | bytes) -> bool:
+    """Whether JSON `text` cannot nest deeper than `MAX_JSON_DEPTH`, judged by counting its opening
+    brackets (each level opens one, so a depth never exceeds the count; brackets inside strings only
+    make the count larger). Two scans in C: a small agent turn's frame skips the walk of `too_deep`.
+    False for a text longer than `COUNTED_CHARS` (the walk decides)."""
+    if len(text) > COUNTED_CHARS:
+        return False
+    if isinstance(text, str):
+        return text.count("{") + text.count("[") <= MAX_JSON_DEPTH
+    return text.count(b"{") + text.count(b"[") <= MAX_JSON_DEPTH
+
+
 def _path_of(entry: tuple[Any, int, Any, PathPart]) -> tuple[PathPart, ...]:
     parts: list[PathPart] = []
     node: Any = entry

@@ -213,14 +213,18 @@ def validate_stream_id(value: Any) -> str:
     return value
 
 
-def parse_create(body: Any, *, websocket: bool = False, stream_id: str | None = None) -> CreateRequest:
+def parse_create(
+    body: Any, *, websocket: bool = False, stream_id: str | None = None, shallow: bool = False
+) -> CreateRequest:
     """Validate a create body. Unknown top-level fields are tolerated, as real clients send them.
 
-    Over WebSocket the frame decoder has validated the lane already and passes it as `stream_id`."""
+    Over WebSocket the frame decoder has validated the lane already and passes it as `stream_id`, and
+    says `shallow` when the frame's text shows it fits the nesting limit (`fits_by_bracket_count`)."""
     if not isinstance(body, dict):
         raise invalid("The request body must be a JSON object.")
     # First: what nests deeper than can be written back out is refused before anything reads it.
-    refuse_deep_nesting(body)
+    if not shallow:
+        refuse_deep_nesting(body)
     model = body.get("model")
     if not isinstance(model, str) or not model:
         raise invalid("Missing required parameter: 'model'.", "model")

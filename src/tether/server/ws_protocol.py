@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
-from collections.abc import Sequence
+import struct
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from uvicorn.protocols.utils import ClientDisconnected
@@ -23,6 +24,7 @@ from websockets.datastructures import Headers
 from websockets.exceptions import InvalidState
 from websockets.extensions.base import ServerExtensionFactory
 from websockets.http11 import Request
+from websockets.protocol import State
 
 from .ws_compression import DEFAULT_DEFLATE, DeflateSettings, SelectiveDeflate, SelectiveDeflateFactory
 
@@ -58,6 +60,10 @@ class CoalescingTransport:
         self._held_bytes += len(data)
         if self._held_bytes > self.MAX_HELD:
             self.flush()
+
+    def writelines(self, pieces: Iterable[bytes]) -> None:
+        for piece in pieces:
+            self.write(piece)
 
     def flush(self) -> None:
         if not self._held:
@@ -108,6 +114,12 @@ class TetherWebSocketProtocol(WebSocketsSansIOProtocol):
         `ClientDisconnected` (an OSError, as the ASGI send does) once the connection is closing."""
         if self.close_sent or self.initial_response is not None or self.transport.is_closing():
             raise ClientDisconnected()
+        conn = self.conn
+        if not conn.extensions and not conn.writes and conn.state is State.OPEN and not conn.expect_continuation_frame:
+            # Uncompressed: the frame websockets' send_text would make (a server's frames are unmasked),
+            # without its Frame object and its three copies of the payload.
+            self.transport.writelines((text_frame_header(len(payload)), payload))
+            return
         if echo is not None:
             for extension in self.conn.extensions:
                 if isinstance(extension, SelectiveDeflate):
@@ -117,6 +129,20 @@ class TetherWebSocketProtocol(WebSocketsSansIOProtocol):
         except InvalidState:
             raise ClientDisconnected() from None
         self.transport.write(b"".join(self.conn.data_to_send()))
+
+
+_TEXT_FIN = 0x81  # FIN and the text opcode
+_MEDIUM_HEADER = struct.Struct("!BBH")
+_LONG_HEADER = struct.Struct("!BBQ")
+
+
+def text_frame_header(length: int) -> bytes:
+    """The header of a final, unmasked, uncompressed text frame of `length` payload bytes (RFC 6455 5.2)."""
+    if length < 126:
+        return bytes((_TEXT_FIN, length))
+    if length < 65536:
+        return _MEDIUM_HEADER.pack(_TEXT_FIN, 126, length)
+    return _LONG_HEADER.pack(_TEXT_FIN, 127, length)
 
 
 def direct_loopback(client: tuple[str, int] | None, headers: Headers) -> bool:
