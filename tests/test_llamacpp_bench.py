@@ -39,6 +39,10 @@ def test_engine_bench_runs_tether(tmp_path: Path) -> None:
     assert row["later_cached_share"] > 0.5  # a continuation evaluates only its new tokens
     assert row["gen_tok_s"] > 0 and row["prefill_tok_s"] > 0 and row["reconnects"] == 0
     assert row["health_p50_ms"] is not None  # the server answered /health while its engine worked
+    # the kernel's floor, measured before the server started, at the middle later turn's position
+    floor = result["kernel_floor"]["200"]  # type: ignore[index]
+    assert floor["position"] == 240 and 0 < floor["decode_step_ms"] < floor["floor_ms"]
+    assert row["floor_ms"] == floor["floor_ms"] and row["later_ttft_vs_floor"] > 0
     samples = result["samples"]
     assert isinstance(samples, list) and len(samples) == 4
 
@@ -131,3 +135,17 @@ def test_llama_server_client_survives_a_closed_kept_alive_connection(closing_ser
     assert first.text == second.text == "hi" and first.reconnects == 0
     assert second.reconnects == 1 and closing_server.dropped == 1 and closing_server.requests == 3
     assert (second.input_tokens, second.cached_tokens, second.output_tokens) == (8, 3, 1)
+
+
+def test_kernel_floor_measures_each_position_with_its_context_resident() -> None:
+    """llama.cpp alone: each position prefilled once, each continuation rolled back (the next position's
+    prefill would fail on cells already taken otherwise); 32 new tokens cost more than one decode step."""
+    from tether.backends.llamacpp.model_file import resolve_model_path
+    from tether.bench.engine_floor import measure
+
+    needs_model()
+    result = measure(resolve_model_path(None), 1, [256, 64], 32, repeats=2)
+    assert [row["position"] for row in result["rows"]] == [64, 256]
+    for row in result["rows"]:
+        assert row["continuation_ms"] > row["decode_step_ms"] > 0
+        assert row["floor_ms"] == row["continuation_ms"] + row["decode_step_ms"]

