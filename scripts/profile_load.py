@@ -3,8 +3,10 @@ server (py-spy, from outside the process) while N WebSocket agent loops run agai
 
     python scripts/profile_load.py [--connections 1000] [--duration 15] [--out docs/bench/load_profile.json]
 
-Prints the functions with the most samples of their own, and the share of samples by layer (tether's
-own code, the web stack, the standard library's event loop...), inclusive of what each calls out to.
+Prints the functions with the most samples of their own, the share of samples by layer (tether's own
+code, the web stack, the standard library's event loop...), inclusive of what each calls out to, and
+the share by job (each sample counted once, for the job of the innermost frame that names one): what a
+turn's CPU is spent on.
 Needs py-spy (`pip install py-spy`); run it on a quiet machine, like every benchmark.
 """
 
@@ -38,6 +40,38 @@ LAYERS = (
     ("asyncio/", "asyncio"),
     ("zlib", "zlib"),
 )
+
+
+#: a job of the turn -> markers of its frames; a sample goes to the first job found from its leaf up
+JOBS = (
+    ("metrics (prometheus_client)", ("prometheus_client",)),
+    ("frame out: socket write, frame header, deflate",
+     ("CoalescingTransport", "send_frame (tether", "websockets/frames.py", "Protocol.send_text", "ws_compression")),
+    ("event JSON (encode_event)", ("encode_event", "sse_frame")),
+    ("Response objects (build_response, the echo)", ("build_response", "ResponseObject", "ResponseEcho",
+                                                     "api/response.py")),
+    ("frame in: websockets' parser, uvicorn's protocol", ("websockets/protocol.py", "websockets/streams.py",
+                                                          "data_received", "websockets_sansio_impl")),
+    ("request decode and validation", ("decode_client_event", "parse_create", "nesting.py", "tools.py",
+                                       "api/request.py", "input_items", "client_events")),
+    ("turn preparation (parent, parameters, cache diagnosis)", ("TurnEngine.prepare", "resolve_parent",
+                                                                "cache_diagnostics", "cache_baseline",
+                                                                "turn_params", "connection_cache")),
+    ("model (scripted backend)", ("backends/scripted.py", "backends/tokens.py")),
+    ("output events (assembler, sequencer, ids)", ("assembler.py", "api/events.py", "api/ids.py")),
+    ("turn plumbing (connection, lanes, control, turn engine, pump)",
+     ("core/connection.py", "turn_control.py", "responder.py", "server/ws.py", "lanes.py")),
+    ("ASGI, Starlette, FastAPI, uvicorn", ("starlette/", "fastapi/", "uvicorn/")),
+    ("event loop (uvloop, asyncio)", ("asyncio/", "uvloop", "runners.py")),
+)
+
+
+def job_of(frames: list[str]) -> str:
+    for frame in reversed(frames):
+        for name, markers in JOBS:
+            if any(marker in frame for marker in markers):
+                return name
+    return "other"
 
 
 def layer_of(frame: str) -> str:
@@ -80,6 +114,7 @@ def main(argv: list[str] | None = None) -> int:
                 process.communicate(timeout=120)
         own: collections.Counter[str] = collections.Counter()
         layers: collections.Counter[str] = collections.Counter()
+        jobs: collections.Counter[str] = collections.Counter()
         total = 0
         for line in raw.read_text().splitlines():
             stack, _, count_text = line.rpartition(" ")
@@ -89,6 +124,7 @@ def main(argv: list[str] | None = None) -> int:
             frames = stack.split(";")
             total += count
             own[frames[-1]] += count
+            jobs[job_of(frames)] += count
             for name in {layer_of(frame) for frame in frames}:
                 layers[name] += count
     if total == 0:
@@ -101,10 +137,14 @@ def main(argv: list[str] | None = None) -> int:
     print("\nSamples by layer, inclusive (a sample counts for every layer on its stack):")
     for name, count in layers.most_common():
         print(f"  {100 * count / total:5.1f}%  {name}")
+    print("\nSamples by job (each sample once):")
+    for name, count in jobs.most_common():
+        print(f"  {100 * count / total:5.1f}%  {name}")
     if args.out is not None:
         summary = {"connections": args.connections, "samples": total, "rate": args.rate,
                    "own_top": [{"frame": f, "share": c / total} for f, c in own.most_common(args.top)],
-                   "layers_inclusive": {n: c / total for n, c in layers.most_common()}}
+                   "layers_inclusive": {n: c / total for n, c in layers.most_common()},
+                   "jobs": {n: c / total for n, c in jobs.most_common()}}
         args.out.write_text(json.dumps(summary, indent=1))
         print(f"\nwrote {args.out}")
     return 0

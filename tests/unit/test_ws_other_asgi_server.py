@@ -10,7 +10,7 @@ import orjson
 from starlette.testclient import TestClient
 
 from tether.backends.scripted import Script, ScriptedBackend
-from tether.server.app import create_app
+from tether.server.asgi import TetherApp
 from tether.server.config import ServerConfig
 from tether.server.state import AppState
 from tether.store.memory import MemoryStore
@@ -26,7 +26,7 @@ def events_until_done(ws: Any) -> list[dict[str, Any]]:
 def test_a_turn_and_its_continuation_stream_through_the_asgi_send() -> None:
     script = Script.from_dict({"turns": [{"text": "first answer"}, {"text": "second answer"}],
                                "tokens_per_second": 1e9, "ttft_ms": 0})
-    app = create_app(AppState.build(ServerConfig(), ScriptedBackend(script), MemoryStore()))
+    app = TetherApp(AppState.build(ServerConfig(), ScriptedBackend(script), MemoryStore()))
     with TestClient(app) as client, client.websocket_connect("/v1/responses") as ws:
         ws.send_text(orjson.dumps({"type": "response.create", "model": "m", "input": "hi", "store": False}).decode())
         first = events_until_done(ws)

@@ -1,4 +1,5 @@
-"""The ASGI application: routes, auth on every route, the API's error shapes, start-up and shutdown."""
+"""The HTTP application: routes, auth on every route, the API's error shapes, start-up and shutdown.
+WebSocket mode's route is dispatched before it (`asgi.TetherApp`)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,6 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.websockets import WebSocket
 
 from ..api.errors import APIError, server_error
 from ..tracing import start_tracing, stop_tracing
@@ -19,7 +19,6 @@ from . import http_routes as routes
 from .metrics_exposition import exposition
 from .responses import JSON, error_response
 from .state import AppState
-from .ws import serve_websocket
 
 log = logging.getLogger("tether.server")
 Handler = Callable[[AppState, Request, str], Awaitable[Response]]
@@ -91,10 +90,6 @@ def create_app(state: AppState) -> FastAPI:
         return error_response(
             APIError("GET /v1/responses is the WebSocket mode endpoint: upgrade the connection.", status=426)
         )
-
-    @app.websocket("/v1/responses")
-    async def websocket(ws: WebSocket) -> None:
-        await serve_websocket(state, ws)
 
     # Probes for load balancers and orchestrators: no key needed, so they say nothing but a status.
     @app.get("/livez")

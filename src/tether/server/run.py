@@ -16,7 +16,7 @@ import uvicorn
 from ..backends.base import Backend
 from ..core.background import drain_background
 from ..store.base import ResponseStore
-from .app import create_app
+from .asgi import TetherApp
 from .config import ServerConfig
 from .gc_tuning import tune_for_serving
 from .limits import default_max_connections, install_exhaustion_filter, raise_fd_limit
@@ -144,7 +144,7 @@ def uvicorn_config(state: AppState, log_level: str = "warning") -> uvicorn.Confi
     permessage-deflate) and one size limit for a WebSocket frame and an HTTP body."""
     config = state.config
     return uvicorn.Config(
-        create_app(state),
+        TetherApp(state),
         host=config.host,
         port=config.port,
         ws=protocol_for(config.ws_compression),  # uvicorn's websockets-sansio, with tether's compression
