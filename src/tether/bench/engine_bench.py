@@ -284,7 +284,7 @@ def run_engine_bench(args: argparse.Namespace) -> int:
     probes: dict[str, list[float]] = {}
     cpu: dict[str, float] = {}
     profiles: dict[str, dict[str, float]] = {}
-    # The same attention kernels on both sides: tether's is measured best off on CPU (BENCHMARKS.md).
+    # The same attention kernels on both sides: tether's flash attention is off (BENCHMARKS.md section 4).
     extra = ("--flash-attn", "off", *args.llama_server_args.split())
     with tempfile.TemporaryDirectory(prefix="tether-engine-bench-") as tmp, contextlib.ExitStack() as stack:
         folder = Path(tmp)
