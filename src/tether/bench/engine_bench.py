@@ -63,9 +63,16 @@ def add_engine_arguments(parser: argparse.ArgumentParser) -> None:
                             "machine) or passive (no collapse when other processes load the cores, slower when idle)")
 
 
-def floor_positions(firsts: dict[int, int], turns: int, new_tokens: int, gen_tokens: int) -> dict[int, int]:
+TEMPLATE_TOKENS_PER_TURN = 24  # the chat template's tokens around each later turn, roughly
+
+
+def later_turn_tokens(new_tokens: int, gen_tokens: int) -> int:
+    """What each later turn adds to a conversation: its new input, its answer and the template's tokens."""
+    return new_tokens + gen_tokens + TEMPLATE_TOKENS_PER_TURN
+
+
+def floor_positions(firsts: dict[int, int], turns: int, per_turn: int) -> dict[int, int]:
     """Where a configuration's middle later turn starts, by first-turn context: the floor's position."""
-    per_turn = new_tokens + gen_tokens + 24  # the chat template's tokens around each turn, roughly
     return {context: first + max(1, turns - 1) * per_turn // 2 for context, first in firsts.items()}
 
 
@@ -262,7 +269,8 @@ def run_engine_bench(args: argparse.Namespace) -> int:
     tokenizer = Tokenizer(model)
     # A conversation grows by its later turns; llama-server caps a slot at the model's training context,
     # so a first prompt that would outgrow it starts smaller (the table shows the sizes reached).
-    growth = (args.turns - 1) * (args.new_tokens + args.gen_tokens + 24) + 64
+    per_turn = later_turn_tokens(args.new_tokens, args.gen_tokens)
+    growth = (args.turns - 1) * per_turn + 64
     limit = tokenizer.train_context()
     firsts = {c: min(c, limit - growth) if limit else c for c in contexts}
     ctx = max(firsts.values()) + growth + 128
@@ -276,7 +284,7 @@ def run_engine_bench(args: argparse.Namespace) -> int:
                   f"OMP_WAIT_POLICY={policy}")
     floors: dict[int, dict[str, float]] = {}
     if not args.no_floor:
-        positions = floor_positions(firsts, args.turns, args.new_tokens, args.gen_tokens)
+        positions = floor_positions(firsts, args.turns, per_turn)
         floors = kernel_floor(model, args.threads, positions, args.new_tokens, console)
     samples: list[TurnSample] = []
     failure: str | None = None
