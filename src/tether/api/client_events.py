@@ -14,7 +14,7 @@ from typing import Any
 import orjson
 
 from .errors import APIError, invalid
-from .nesting import fits_by_bracket_count, refuse_deep_nesting
+from .nesting import refuse_deep_nesting
 from .request import CreateRequest, parse_create, validate_stream_id
 
 LaneKey = str | None
@@ -77,11 +77,9 @@ def decode_client_event(text: str | bytes, received_at: float) -> ClientEvent:
         return InvalidEvent(invalid("Each frame must be a JSON object with a 'type'.", code="invalid_event"))
     kind = event.get("type")
     if kind == "response.create":
-        # `parse_create` applies the nesting limit, unless the text shows it cannot be crossed
-        return _create(event, len(text), received_at, fits_by_bracket_count(text))
+        return _create(event, text, received_at)  # `parse_create` applies the nesting limit
     try:
-        if not fits_by_bracket_count(text):
-            refuse_deep_nesting(event)  # a steer's input is echoed back on failure: it must be writable
+        refuse_deep_nesting(event, text)  # a steer's input is echoed back on failure: it must be writable
     except APIError as exc:
         return InvalidEvent(exc)
     if kind == "response.steer":
@@ -104,7 +102,7 @@ def binary_frame_error() -> APIError:
     return invalid("Binary frames are not supported: send each event as a JSON text frame.", code="invalid_event")
 
 
-def _create(body: dict[str, Any], nbytes: int, received_at: float, shallow: bool) -> CreateEvent | InvalidEvent:
+def _create(body: dict[str, Any], text: str | bytes, received_at: float) -> CreateEvent | InvalidEvent:
     previous = body.get("previous_response_id")
     previous_id = previous if isinstance(previous, str) and previous else None
     raw_lane = body.get("stream_id")
@@ -113,7 +111,7 @@ def _create(body: dict[str, Any], nbytes: int, received_at: float, shallow: bool
     except APIError as exc:
         return InvalidEvent(exc)  # an invalid lane names no lane: the error is connection-level
     try:
-        request = parse_create(body, websocket=True, stream_id=lane, shallow=shallow)
+        request = parse_create(body, websocket=True, stream_id=lane, text=text)
     except APIError as exc:
-        return CreateEvent(lane, previous_id, None, exc, nbytes, received_at)
-    return CreateEvent(lane, request.previous_response_id, request, None, nbytes, received_at)
+        return CreateEvent(lane, previous_id, None, exc, len(text), received_at)
+    return CreateEvent(lane, request.previous_response_id, request, None, len(text), received_at)

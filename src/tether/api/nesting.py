@@ -79,12 +79,16 @@ def join_path(parts: tuple[PathPart, ...], base: str = "") -> str:
     return out
 
 
-def refuse_deep_nesting(body: Any) -> None:
+def refuse_deep_nesting(body: Any, text: str | bytes | None = None) -> None:
     """Raise a 400 when a request body (or a WebSocket frame) nests deeper than `MAX_JSON_DEPTH`.
+    `text`, the JSON `body` was parsed from when the caller has it, spares the walk when its bracket
+    count shows the limit cannot be crossed (`fits_by_bracket_count`).
 
     `param` names the top-level field, with the element when the field is an array of objects
     (`input[3]`, `tools[0]`): the parameter a client wrote, not a path as long as the limit. The
     message shows where inside it the limit was crossed."""
+    if text is not None and fits_by_bracket_count(text):
+        return
     path = too_deep(body)
     if path is None:
         return

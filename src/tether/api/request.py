@@ -214,17 +214,16 @@ def validate_stream_id(value: Any) -> str:
 
 
 def parse_create(
-    body: Any, *, websocket: bool = False, stream_id: str | None = None, shallow: bool = False
+    body: Any, *, websocket: bool = False, stream_id: str | None = None, text: str | bytes | None = None
 ) -> CreateRequest:
     """Validate a create body. Unknown top-level fields are tolerated, as real clients send them.
 
     Over WebSocket the frame decoder has validated the lane already and passes it as `stream_id`, and
-    says `shallow` when the frame's text shows it fits the nesting limit (`fits_by_bracket_count`)."""
+    the frame's `text` (for the nesting limit: see `refuse_deep_nesting`)."""
     if not isinstance(body, dict):
         raise invalid("The request body must be a JSON object.")
     # First: what nests deeper than can be written back out is refused before anything reads it.
-    if not shallow:
-        refuse_deep_nesting(body)
+    refuse_deep_nesting(body, text)
     model = body.get("model")
     if not isinstance(model, str) or not model:
         raise invalid("Missing required parameter: 'model'.", "model")
