@@ -46,6 +46,11 @@ def test_health_and_metrics_show_resident_and_parked_kv(server: RunningServer) -
     assert engine["kv_store"]["budget_bytes"] == 64 * MIB
     assert metric(server, "tether_llamacpp_kv_resident_used_bytes") == engine["slots"]["kv_bytes_used"]
     assert metric(server, "tether_llamacpp_turns_total") >= 1
+    from tether.backends.llamacpp.step_cost import READY_STEPS
+
+    cost = engine["step_cost"]  # fitted from every step the engine ran: what sizes long prompts' chunks
+    assert cost["steps_seen"] == engine["steps"] > 0
+    assert (cost["ms_per_token"] is None) == (cost["steps_seen"] < READY_STEPS)
 
 
 def _fork(conn: Any, lane: str, parent: str, text: str) -> None:

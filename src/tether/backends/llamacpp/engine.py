@@ -28,6 +28,7 @@ from .kv_store import KVStore, ParkedState
 from .loader import ContextShape, LoadedModel, load_model
 from .scheduler import Scheduler
 from .slots import Slot, SlotTable
+from .step_cost import StepCost
 from .threads import ThreadGovernor, available_cores
 
 __all__ = ["ContextOverflow", "Engine", "Sampling", "TurnJob", "TurnResult"]
@@ -51,6 +52,7 @@ class Engine:
         self.governor = ThreadGovernor(n_threads or available_cores(), adaptive=n_threads is None)
         self.shape = ContextShape(max(1, slots or DEFAULT_SLOTS), n_ctx, self.governor.most, flash_attn)
         self.store = KVStore(kv_budget_bytes)
+        self.step_cost = StepCost()  # fitted from the steps run: sizes long prompts' chunks by time
         self.slots = SlotTable(self.shape.slots)
         self.model: LoadedModel | None = None
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tether-llama")
@@ -101,6 +103,7 @@ class Engine:
             "active_turns": self.scheduler.active,
             "waiting_turns": self.scheduler.waiting,
             "threads": self.governor.stats(),
+            "step_cost": self.step_cost.stats(),
             "slots": {
                 "count": shape.slots,
                 "busy": self.slots.busy,

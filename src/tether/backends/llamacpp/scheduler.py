@@ -2,11 +2,17 @@
 
 Turns arrive from the event loop (`submit`) and wait for a slot. Each step is one `llama_decode` batch
 holding the next token of every turn that is decoding, plus prompt tokens of the turns that are
-prefilling (chunked prefill: up to `PREFILL_CHUNK` while others decode, so a long prompt never stalls
-them for more than a chunk, and the decoding turns share one pass over the weights). Prompt tokens go
-to the turn with the fewest left first, so a short request that arrives during long work gets its
-first token after one step, and a long prompt is left out at most `STARVE_STEPS` steps in favour of
-other long ones.
+prefilling (chunked prefill, so a long prompt never stalls them for more than a step, and the decoding
+turns share one pass over the weights). Prompt tokens go to the turn with the fewest left first, so a
+short request that arrives during long work gets its first token after one step, and a long prompt is
+left out at most `STARVE_SECONDS` of engine time in favour of other long ones.
+
+A long prompt's chunk is sized by time: as many tokens as keep the step within `STEP_BUDGET` seconds
+by the engine's fitted step cost (step_cost.py), at least `MIN_CHUNK`, at most `PREFILL_CHUNK` while
+others decode. A token's cost grows with its depth, so a chunk of a fixed count took 1 s at the start
+of a prompt and 3.4 s at 8k on the test machine, and a continuation arriving meanwhile waited for it
+(BENCHMARKS.md section 4). A short prompt (a continuation's new tokens) is never split, since that
+would only delay its first token; a second one waits for the next step if both would overrun it.
 
 When every slot serves a turn and more wait, the turn that has held its slot longest (at least
 `SLICE_STEPS` steps) is parked exactly (`Engine.snapshot`, outside the store's budget, so nothing
@@ -29,14 +35,17 @@ import llama_cpp
 from .batch import DecodeBatch
 from .jobs import ContextOverflow, TurnJob, TurnResult
 from .loader import N_BATCH
+from .step_cost import attended_positions
 from .turn import Turn
 
 if TYPE_CHECKING:
     from .engine import Engine
 
 log = logging.getLogger("tether.llamacpp")
-PREFILL_CHUNK = 256  # prompt tokens per step while other turns decode (measured: see BENCHMARKS.md)
-STARVE_STEPS = 8  # a prefilling turn left out this many steps goes first
+PREFILL_CHUNK = 256  # the most prompt tokens per step while other turns decode (measured: see BENCHMARKS.md)
+STEP_BUDGET = 0.25  # seconds a step with a long prompt's chunk should take (BENCHMARKS.md section 4)
+MIN_CHUNK = 32  # the fewest tokens of a long prompt that go in a step at all: below it a token costs more
+STARVE_SECONDS = 10.0  # a long prompt left out this long (engine time) goes before the other long ones
 SLICE_STEPS = 16  # steps a turn keeps its slot while other turns wait for one
 MIN_COPY_TOKENS = 32  # a shorter shared prefix is evaluated again rather than copied between sequences
 
@@ -55,6 +64,7 @@ class Scheduler:
         self._waiting: deque[Turn] = deque()
         self._active: list[Turn] = []
         self._step = 0
+        self._clock = 0.0  # seconds of steps run: the engine's own time, which its waits are measured in
         self._batch: DecodeBatch | None = None
         self._threads = engine.shape.threads  # what the context was made with; the governor may change it
 
@@ -222,7 +232,8 @@ class Scheduler:
     def _bind(self, turn: Turn, slot: Any) -> None:
         slot.turn = turn
         turn.slot = slot
-        turn.since = turn.fed_at = self._step
+        turn.since = self._step
+        turn.fed_at = self._clock
         self.engine.slots.touch(slot)
 
     def _preempt(self) -> bool:
@@ -256,7 +267,9 @@ class Scheduler:
         try:
             self._step_once()
         finally:
-            self.engine.counters["step_seconds"] += time.perf_counter() - started
+            elapsed = time.perf_counter() - started
+            self._clock += elapsed
+            self.engine.counters["step_seconds"] += elapsed
 
     def _step_once(self) -> None:
         engine = self.engine
@@ -267,6 +280,7 @@ class Scheduler:
         turns = sorted(self._active, key=lambda t: t.slot.seq if t.slot is not None else 0)
         chunks = self._prefill_chunks(turns, batch.capacity)
         fed: list[tuple[Turn, int, int | None]] = []
+        attended = 0
         for turn in turns:
             slot = turn.slot
             assert slot is not None
@@ -275,6 +289,7 @@ class Scheduler:
                 continue
             wants = n == len(turn.pending) and not turn.done_after_eval
             index = batch.add(turn.pending[:n], len(slot.tokens), slot.seq, wants)
+            attended += attended_positions(len(slot.tokens), n)
             fed.append((turn, n, index if wants else None))
         self._step += 1
         threads = engine.governor.threads_for(batch.size)
@@ -285,6 +300,7 @@ class Scheduler:
         status = batch.decode(engine.loaded.ctx)
         elapsed = time.perf_counter() - started
         engine.governor.record(threads, batch.size, elapsed)
+        engine.step_cost.record(batch.size, attended, elapsed)
         if status != 0:
             for turn, _, _ in fed:  # its slot may be half-written
                 self._drop_slot(turn)
@@ -299,36 +315,54 @@ class Scheduler:
             self._after_eval(turn, count, logits_at, elapsed * count / batch.size)
 
     def _prefill_chunks(self, turns: list[Turn], capacity: int) -> dict[int, int]:
-        """How many prompt tokens each prefilling turn evaluates this step: `PREFILL_CHUNK` in all while
-        other turns decode (each step is a token for them), the whole batch when none does. The turn
+        """How many prompt tokens each prefilling turn evaluates this step: at most `PREFILL_CHUNK` in all
+        while other turns decode (each step is a token for them), the whole batch when none does, and a
+        long prompt only what keeps the step within `STEP_BUDGET` (see the module's docstring). The turn
         with the fewest prompt tokens left goes first (a continuation's few new tokens before a long
         first prompt: the least total wait for first tokens), except that a long one which got nothing
-        for `STARVE_STEPS` steps goes before the other long ones (`_prefill_rank`)."""
-        decoding = sum(1 for t in turns if len(t.pending) == 1)
-        room = min(PREFILL_CHUNK if decoding else capacity, capacity - decoding)
+        for `STARVE_SECONDS` goes before the other long ones (`_prefill_rank`). A step that the short
+        prompts already take past the budget gets no long prompt's tokens: the decode steps that follow
+        a continuation carry them."""
+        decoding = [t for t in turns if len(t.pending) == 1]
+        room = min(PREFILL_CHUNK if decoding else capacity, capacity - len(decoding))
         prefilling = [t for t in turns if t.prefilling]
         chunks: dict[int, int] = {}
         if not prefilling or room <= 0:
             return chunks
         prefilling.sort(key=lambda t: (self._prefill_rank(t), len(t.pending), t.since))
+        cost = self.engine.step_cost
+        tokens = len(decoding)
+        attended = sum(len(t.slot.tokens) for t in decoding if t.slot is not None)
         for turn in prefilling:
+            assert turn.slot is not None
+            start = len(turn.slot.tokens)
             n = min(len(turn.pending), room)
+            fits = cost.tokens_within(STEP_BUDGET, tokens, attended, start, n)
+            if fits is not None and fits < n:
+                if self._prefill_rank(turn) == 0:
+                    n = 0 if chunks else n  # whole, and first: splitting it only delays its first token
+                else:
+                    n = min(n, max(fits, 0 if chunks else MIN_CHUNK))  # a step with no prompt work gets some
+            if n == 0:
+                continue
             chunks[id(turn)] = n
-            turn.fed_at = self._step
+            turn.fed_at = self._clock
             room -= n
+            tokens += n
+            attended += attended_positions(start, n)
             if room == 0:
                 break
         return chunks
 
     def _prefill_rank(self, turn: Turn) -> int:
         """0: a prompt that fits in one chunk (a continuation's new tokens: its first token comes next
-        step whatever else waits); 1: a long prompt left out `STARVE_STEPS` steps; 2: other long ones.
+        step whatever else waits); 1: a long prompt left out `STARVE_SECONDS`; 2: other long ones.
         A starved long prompt goes before other long ones, never before a short one: with 8 agents the
         starvation rule kept putting first prompts' chunks ahead of continuations, which set their
         later-turn TTFT tail (BENCHMARKS.md section 4)."""
         if len(turn.pending) <= PREFILL_CHUNK:
             return 0
-        return 1 if self._step - turn.fed_at >= STARVE_STEPS else 2
+        return 1 if self._clock - turn.fed_at >= STARVE_SECONDS else 2
 
     def _after_eval(self, turn: Turn, n: int, index: int | None, share: float) -> None:
         slot = turn.slot

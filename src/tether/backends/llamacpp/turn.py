@@ -37,7 +37,7 @@ class Turn:
         self.seconds = 0.0  # its share of the steps it was in, and its own sampling
         self.parked: ParkedState | None = None  # its exact state while it waits for a slot again
         self.since = 0  # the step at which it last got a slot
-        self.fed_at = 0  # the last step that evaluated some of its prompt
+        self.fed_at = 0.0  # the scheduler's clock when a step last evaluated some of its prompt
 
     def begin(self, engine: Engine, reused: int) -> None:
         """Start after `reused` prompt tokens that its slot already holds."""
