@@ -300,7 +300,6 @@ class Scheduler:
         status = batch.decode(engine.loaded.ctx)
         elapsed = time.perf_counter() - started
         engine.governor.record(threads, batch.size, elapsed)
-        engine.step_cost.record(batch.size, attended, elapsed)
         if status != 0:
             for turn, _, _ in fed:  # its slot may be half-written
                 self._drop_slot(turn)
@@ -308,6 +307,7 @@ class Scheduler:
             return
         for slot in engine.slots.slots:
             slot.copy_pending = False
+        engine.step_cost.record(batch.size, attended, elapsed)  # a failed decode says nothing of the cost
         engine.counters["steps"] += 1
         engine.counters["batch_tokens"] += batch.size
         engine.counters["decode_seconds"] += elapsed
@@ -329,7 +329,8 @@ class Scheduler:
         chunks: dict[int, int] = {}
         if not prefilling or room <= 0:
             return chunks
-        prefilling.sort(key=lambda t: (self._prefill_rank(t), len(t.pending), t.since))
+        ranks = {id(t): self._prefill_rank(t) for t in prefilling}
+        prefilling.sort(key=lambda t: (ranks[id(t)], len(t.pending), t.since))
         cost = self.engine.step_cost
         tokens = len(decoding)
         attended = sum(len(t.slot.tokens) for t in decoding if t.slot is not None)
@@ -339,7 +340,7 @@ class Scheduler:
             n = min(len(turn.pending), room)
             fits = cost.tokens_within(STEP_BUDGET, tokens, attended, start, n)
             if fits is not None and fits < n:
-                if self._prefill_rank(turn) == 0:
+                if ranks[id(turn)] == 0:
                     n = 0 if chunks else n  # whole, and first: splitting it only delays its first token
                 else:
                     n = min(n, max(fits, 0 if chunks else MIN_CHUNK))  # a step with no prompt work gets some

@@ -60,16 +60,16 @@ class StepCost:
         if self._seen < READY_STEPS:
             return None
         if self._theta is None:
-            self._theta = self._solve()
+            self._theta = self._fit()
         theta = self._theta
         return theta[0], theta[1] / TOKEN_SCALE, theta[2] / POSITION_SCALE
 
-    def _solve(self) -> tuple[float, float, float]:
+    def _fit(self) -> tuple[float, float, float]:
         """Least squares with every coefficient at least zero: a negative one is dropped and the rest
         fitted again (three features: at most a few solves)."""
         free = [0, 1, 2]
         while True:
-            solution = _solve(
+            solution = _solve_linear(
                 [[self._xx[i][j] + (RIDGE if i == j else 0.0) for j in free] for i in free],
                 [self._xy[i] for i in free],
             )
@@ -115,7 +115,7 @@ class StepCost:
                 "ms_per_1k_attended_positions": 1e6 * theta[2]}
 
 
-def _solve(matrix: list[list[float]], vector: list[float]) -> list[float]:
+def _solve_linear(matrix: list[list[float]], vector: list[float]) -> list[float]:
     """Gaussian elimination with partial pivoting; a singular system gives zeros for what it cannot fix."""
     n = len(vector)
     a = [[*row, vector[i]] for i, row in enumerate(matrix)]
